@@ -1,0 +1,24 @@
+"""snipjax: SNIP (Symbolic-Numeric Integrated Pre-training) in JAX/Flax.
+
+The functional API for research code:
+
+    config, params = snipjax.load(path)
+    z_numeric = snipjax.encode_numeric(params, X, y, config=config)
+    z_symbolic = snipjax.encode_symbolic(params, ["cos(x)**2*exp(-x)"], config=config)
+
+Attributes load lazily, so `import snipjax.data` (the numpy data layer, used by worker processes) never
+imports jax.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {"load": "snipjax.api", "encode_numeric": "snipjax.api", "encode_symbolic": "snipjax.api"}
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'snipjax' has no attribute {name!r}")

@@ -1,0 +1,134 @@
+"""The batch producer: each host makes only its slice of every global batch, in worker processes, ahead.
+
+Step s of a run covers the global sample indices s*G .. s*G+G-1 (G: global batch size); host p of P owns
+the contiguous slice [p*G/P, (p+1)*G/P). Samples are pure functions of (seed, index), so the batches do not
+depend on the number of workers, and a run resumed at step s only needs `start_step=s`.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+
+from snipjax.data.samples import DataSpec, make_batch
+
+
+def as_spec(data_config: Any) -> DataSpec:
+    return data_config if isinstance(data_config, DataSpec) else DataSpec.from_config(data_config)
+
+
+def concat_batches(parts: list[dict]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+class _Worker:
+    """One `python -m snipjax.data.worker` process; requests are answered in order."""
+
+    def __init__(self):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(),
+                                                                        os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "snipjax.data.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=env)
+
+    def submit(self, spec: DataSpec, seed: int, indices: np.ndarray) -> None:
+        pickle.dump((spec, seed, indices), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.process.stdin.flush()
+
+    def result(self, indices: np.ndarray) -> dict:
+        try:
+            kind, payload = pickle.load(self.process.stdout)
+        except EOFError:
+            raise RuntimeError(
+                f"data worker {self.process.pid} died (exit code {self.process.poll()}) while making samples "
+                f"{indices[0]}..{indices[-1]}") from None
+        if kind == "error":
+            raise RuntimeError(f"data worker failed on samples {indices[0]}..{indices[-1]}:\n{payload}")
+        return payload
+
+    def close(self) -> None:
+        # Prefetched batches are disposable: samples are regenerated from their indices on demand.
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdin.close()
+        self.process.stdout.close()
+
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class BatchProducer:
+    """Host-local batches for consecutive steps, generated `prefetch` steps ahead by `workers` processes.
+
+    With `workers=0` batches are made in this process when asked for (handy for tests and debugging).
+    """
+
+    def __init__(self, data_config: Any, seed: int, global_batch_size: int, process_index: int = 0,
+                 process_count: int = 1, start_step: int = 0, workers: int | None = None, prefetch: int = 2):
+        if global_batch_size % process_count:
+            raise ValueError(
+                f"global batch size {global_batch_size} does not split evenly over {process_count} processes")
+        self.spec = as_spec(data_config)
+        self.seed = seed
+        self.global_batch_size = global_batch_size
+        self.local_batch_size = global_batch_size // process_count
+        self.offset = process_index * self.local_batch_size
+        self.step = start_step
+        self.prefetch = max(prefetch, 1)
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        self._workers = [_Worker() for _ in range(min(workers, self.local_batch_size))]
+        self._pending: collections.deque = collections.deque()
+        self._next_submit = start_step
+
+    def indices(self, step: int) -> np.ndarray:
+        """Global sample indices of this host's slice of step `step`."""
+        start = step * self.global_batch_size + self.offset
+        return np.arange(start, start + self.local_batch_size, dtype=np.int64)
+
+    def _submit(self, step: int) -> None:
+        chunks = np.array_split(self.indices(step), len(self._workers))
+        for worker, chunk in zip(self._workers, chunks):
+            worker.submit(self.spec, self.seed, chunk)
+        self._pending.append((step, chunks))
+
+    def next(self) -> tuple[int, dict[str, np.ndarray]]:
+        step = self.step
+        if not self._workers:
+            batch = make_batch(self.spec, self.seed, self.indices(step))
+        else:
+            while self._next_submit < step + self.prefetch:
+                self._submit(self._next_submit)
+                self._next_submit += 1
+            submitted, chunks = self._pending.popleft()
+            assert submitted == step
+            batch = concat_batches([w.result(c) for w, c in zip(self._workers, chunks)])
+        self.step += 1
+        return step, batch
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next()
+
+    def close(self) -> None:
+        for worker in getattr(self, "_workers", ()):  # also when __init__ failed half-way
+            worker.close()
+        self._workers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()

@@ -1,0 +1,73 @@
+"""Numeric properties of 1-D samples, with the official definitions, computed on the sampled points.
+
+Points are sorted by x first. NCR (non-convexity ratio): over 1000 random index triplets i<j<k, the share
+where y_j lies above the chord from (x_i, y_i) to (x_k, y_k) (by more than 1e-9). Upwardness: (rises - falls)
+/ N over consecutive points, a step counting when it exceeds 1e-3. Yavg: the mean of min-max normalized y.
+Oscillation: log(1 + number of direction changes), with the same 1e-3 threshold. The official NCR draws its
+triplets from the unseeded global numpy stream; here they come from the sample's own generator, so labels
+are reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PROPERTY_NAMES = ("ncr", "upwardness", "yavg", "oscillation")
+NCR_TRIPLETS = 1000
+STEP_EPS = 1e-3
+CHORD_EPS = 1e-9
+YAVG_EPS = 1e-12
+
+
+def random_triplets(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    """`count` sorted triplets of distinct indices below n, each uniform over the n-choose-3 subsets."""
+    triplets = rng.integers(0, n, size=(count, 3))
+    while True:
+        repeated = (triplets[:, 0] == triplets[:, 1]) | (triplets[:, 0] == triplets[:, 2]) | (
+            triplets[:, 1] == triplets[:, 2])
+        if not repeated.any():
+            return np.sort(triplets, axis=1)
+        triplets[repeated] = rng.integers(0, n, size=(int(repeated.sum()), 3))
+
+
+def non_convexity_ratio(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+    i, j, k = random_triplets(rng, len(x), NCR_TRIPLETS).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chord = ((x[j] - x[i]) * y[k] + (x[k] - x[j]) * y[i]) / (x[k] - x[i])
+    convex = y[j] <= chord + CHORD_EPS  # a NaN chord (tied x) counts as not convex, as in the official code
+    return 1.0 - convex.mean()
+
+
+def _directions(y: np.ndarray) -> np.ndarray:
+    step = np.diff(y)
+    return (step > STEP_EPS).astype(np.int8) - (step < -STEP_EPS).astype(np.int8)
+
+
+def upwardness(y: np.ndarray) -> float:
+    return float(_directions(y).sum() / len(y))
+
+
+def mean_normalized(y: np.ndarray) -> float:
+    return float(np.mean((y - y.min()) / (y.max() - y.min() + YAVG_EPS)))
+
+
+def oscillation(y: np.ndarray) -> float:
+    """log(1 + direction changes); the walk starts 'up' only if the first step rises."""
+    directions = _directions(y)
+    start = 1 if directions[0] > 0 else -1
+    moves = directions[1:][directions[1:] != 0]
+    walk = np.concatenate([[start], moves])
+    return float(np.log1p(np.count_nonzero(walk[1:] != walk[:-1])))
+
+
+def properties(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    """All four properties of a 1-D sample (x [N, 1] or [N], y [N])."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], np.asarray(y, dtype=np.float64)[order]
+    return {
+        "ncr": float(non_convexity_ratio(x, y, rng)),
+        "upwardness": upwardness(y),
+        "yavg": mean_normalized(y),
+        "oscillation": oscillation(y),
+    }

@@ -1,0 +1,189 @@
+"""The official random expression sampler (E2E / SNIP), drawing from a seeded stream.
+
+For input dimension D: a binary tree with b ~ U{0..D+3} internal nodes (add/sub/mul, div has weight 0) is
+sampled uniformly among binary trees (Lample & Charton's empty-node counts); its leaves, in random order,
+take x_0..x_{D-1} first, then random variables. A unary operator is inserted above every child subtree of
+fewer than 6 nodes, then random unaries are removed until at most u remain. Constants come last: every
+non-sum child of a sum is scaled (c * child), every unary gets an affine argument op(a + b * child), the
+whole tree is scaled if nothing else changed, and an additive constant is put at the root.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import functools
+import itertools
+
+import numpy as np
+
+from snipjax.data.expressions import BINARY_OPERATORS, UNARY_OPERATORS, Expression
+
+# The official `--operators_to_downsample` default; unlisted operators weigh 1. `pow` is never sampled.
+OFFICIAL_OPERATOR_WEIGHTS = (
+    ("div", 0.0), ("arcsin", 0.0), ("arccos", 0.0), ("tan", 0.2), ("arctan", 0.2),
+    ("sqrt", 5.0), ("pow2", 3.0), ("inv", 3.0), ("pow", 0.0),
+)
+_SUMS = ("add", "sub")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSpec:
+    """Knobs of the expression sampler, with the official SNIP defaults."""
+
+    max_dim: int = 1
+    min_dim: int = 1
+    min_binary_ops_per_dim: int = 0
+    max_binary_ops_per_dim: int = 1
+    max_binary_ops_offset: int = 4
+    min_unary_ops: int = 0
+    max_unary_ops: int = 4
+    max_unary_depth: int = 6
+    operator_weights: tuple = OFFICIAL_OPERATOR_WEIGHTS
+
+    def weights(self, operators) -> np.ndarray:
+        overrides = dict(self.operator_weights)
+        return np.array([overrides.get(op, 1.0) for op in operators])
+
+    def max_binary_ops(self, dim: int) -> int:
+        return self.max_binary_ops_offset + self.max_binary_ops_per_dim * dim - 1
+
+
+class Draws:
+    """Uniform numbers from a numpy Generator, drawn in blocks and consumed as Python floats (fast)."""
+
+    __slots__ = ("rng", "_block")
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self._block: list[float] = []
+
+    def uniform(self) -> float:
+        if not self._block:
+            self._block = self.rng.random(64).tolist()
+        return self._block.pop()
+
+    def integer(self, low: int, high: int) -> int:
+        """Uniform in low..high-1."""
+        return low + int(self.uniform() * (high - low))
+
+    def weighted(self, items, cumulative) -> object:
+        return items[min(bisect.bisect_right(cumulative, self.uniform() * cumulative[-1]), len(items) - 1)]
+
+    def shuffle(self, items: list) -> None:
+        for i in range(len(items) - 1, 0, -1):
+            j = self.integer(0, i + 1)
+            items[i], items[j] = items[j], items[i]
+
+    def constant(self) -> float:
+        """sign * m * 10^e with m in 1..999 and e in {-3, -2, -1}: the official prefactor range."""
+        sign = -1.0 if self.uniform() < 0.5 else 1.0
+        mantissa = self.integer(1, 1000)
+        return sign * mantissa / 10 ** self.integer(1, 4)
+
+
+@functools.cache
+def _tree_counts(max_ops: int) -> list[list[int]]:
+    """counts[n][e]: binary trees with n operators that can grow from e empty nodes."""
+    size = 2 * max_ops + 2
+    counts = [[0] + [1] * size]
+    for n in range(1, max_ops + 1):
+        row = [0]
+        for e in range(1, size - n):
+            row.append(row[e - 1] + counts[n - 1][e + 1])
+        counts.append(row)
+    return counts
+
+
+class ExpressionSampler:
+    def __init__(self, spec: SamplerSpec):
+        self.spec = spec
+        self.unaries = UNARY_OPERATORS
+        self.binaries = BINARY_OPERATORS
+        self.unary_cumulative = np.cumsum(spec.weights(self.unaries)).tolist()
+        self.binary_cumulative = np.cumsum(spec.weights(self.binaries)).tolist()
+        self.counts = _tree_counts(spec.max_binary_ops(spec.max_dim) + 1)
+
+    def binary_ops_range(self, dim: int) -> tuple[int, int]:
+        """Inclusive range of b for input dimension `dim`."""
+        return self.spec.min_binary_ops_per_dim * dim, self.spec.max_binary_ops(dim)
+
+    def sample(self, draws: Draws, dim: int, n_binary: int, n_unary: int) -> Expression | None:
+        """One expression, or None when the tree has fewer leaves than variables (the official rejection)."""
+        if n_binary + 1 < dim:
+            return None
+        tree = self._binary_tree(draws, n_binary, dim)
+        prefix = self._with_unaries(draws, tree, n_unary)
+        return Expression.trusted(tuple(self._with_constants(draws, prefix)))
+
+    def _binary_tree(self, draws: Draws, n_ops: int, dim: int) -> list:
+        """Nested lists [op, left, right] / [variable], grown by filling empty nodes left to right."""
+        root = [None]
+        empty = [root]
+        next_empty, n_empty = 0, 1
+        while n_ops > 0:
+            total = self.counts[n_ops][n_empty]
+            cumulative = list(itertools.accumulate(
+                self.counts[n_ops - 1][n_empty - i + 1] / total for i in range(n_empty)))
+            skip = draws.weighted(range(n_empty), cumulative)
+            next_empty += skip
+            node = empty[next_empty]
+            node[0] = draws.weighted(self.binaries, self.binary_cumulative)
+            children = [[None], [None]]
+            node.extend(children)
+            empty.extend(children)
+            next_empty += 1
+            n_empty += 1 - skip
+            n_ops -= 1
+        leaves = [node for node in empty if node[0] is None]
+        draws.shuffle(leaves)
+        for i, leaf in enumerate(leaves):
+            leaf[0] = f"x_{i if i < dim else draws.integer(0, dim)}"
+        return root
+
+    def _with_unaries(self, draws: Draws, tree: list, n_unary: int) -> list:
+        prefix, _ = self._insert_unaries(draws, tree)
+        positions = [i for i, token in enumerate(prefix) if token in self.unaries]
+        draws.shuffle(positions)
+        doomed = set(positions[: max(0, len(positions) - n_unary)])
+        return [token for i, token in enumerate(prefix) if i not in doomed]
+
+    def _insert_unaries(self, draws: Draws, node: list) -> tuple[list, int]:
+        """Prefix of `node` with unaries above its small children, and the node count of the bare subtree."""
+        prefix, size = [node[0]], 1
+        for child in node[1:]:
+            child_prefix, child_size = self._insert_unaries(draws, child)
+            if child_size < self.spec.max_unary_depth:
+                prefix.append(draws.weighted(self.unaries, self.unary_cumulative))
+            prefix += child_prefix
+            size += child_size
+        return prefix, size
+
+    def _with_constants(self, draws: Draws, prefix: list) -> list:
+        scaled, _ = self._prefactors(draws, prefix, 0)
+        if len(scaled) == len(prefix):
+            scaled = ["mul", draws.constant()] + scaled
+        return ["add", draws.constant()] + scaled
+
+    def _prefactors(self, draws: Draws, prefix: list, i: int) -> tuple[list, int]:
+        """The subtree starting at prefix[i] with its constants; returns it and the index after it."""
+        token = prefix[i]
+        if token in _SUMS:
+            out, j = [token], i + 1
+            for _ in range(2):
+                child_is_sum = prefix[j] in _SUMS
+                child, j = self._prefactors(draws, prefix, j)
+                out += child if child_is_sum else ["mul", draws.constant()] + child
+            return out, j
+        if token in self.unaries:
+            child_is_sum = prefix[i + 1] in _SUMS
+            child, j = self._prefactors(draws, prefix, i + 1)
+            if child_is_sum:
+                return [token] + child, j
+            return [token, "add", draws.constant(), "mul", draws.constant()] + child, j
+        if token in self.binaries:
+            left, j = self._prefactors(draws, prefix, i + 1)
+            right, j = self._prefactors(draws, prefix, j)
+            return [token] + left + right, j
+        return [token], i + 1
+

@@ -1,0 +1,110 @@
+"""One training sample as a pure function of (seed, index), and batches of them.
+
+The generator of sample `index` is seeded with (seed, index), so the same index gives the same expression,
+points and tokens on every machine, in every worker process, before and after a resume. Rejected draws are
+retried from that same generator. As in the official code, the input dimension D ~ U{1..Dmax} and the unary
+budget u ~ U{0..4} are drawn once per sample, and retries redraw the tree and the points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import numpy as np
+
+from snipjax.data import points as points_lib
+from snipjax.data import properties as properties_lib
+from snipjax.data import tokens as tokens_lib
+from snipjax.data.expressions import Expression
+from snipjax.data.sampler import Draws, ExpressionSampler, SamplerSpec
+
+MAX_ATTEMPTS = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Everything that decides the samples (picklable, so worker processes get it whole)."""
+
+    max_dim: int = 1
+    normalize_y: bool = True
+    n_points: int = 200
+    max_len: int = 200
+    max_centroids: int = 10
+    with_properties: bool = False
+    sampler: SamplerSpec = SamplerSpec()
+
+    def __post_init__(self):
+        if self.sampler.max_dim != self.max_dim:
+            object.__setattr__(self, "sampler", dataclasses.replace(self.sampler, max_dim=self.max_dim))
+        if self.with_properties and self.max_dim != 1:
+            raise ValueError("numeric properties are defined for 1-D functions only (max_dim=1)")
+
+    @classmethod
+    def from_config(cls, data_config: Any) -> "DataSpec":
+        """From a ConfigDict / mapping with the `config.data` keys; unknown keys are ignored."""
+        get = data_config.get if hasattr(data_config, "get") else lambda k, d: getattr(data_config, k, d)
+        fields = {f.name for f in dataclasses.fields(cls)} - {"sampler"}
+        return cls(**{k: get(k, None) for k in fields if get(k, None) is not None})
+
+
+@dataclasses.dataclass
+class Sample:
+    index: int
+    dim: int
+    expression: Expression
+    x: np.ndarray  # [n_points, dim]
+    y: np.ndarray  # [n_points]
+    properties: dict | None = None
+
+
+@functools.cache
+def _sampler(spec: SamplerSpec) -> ExpressionSampler:
+    return ExpressionSampler(spec)
+
+
+def _max_symbols(expression: Expression) -> int:
+    return expression.n_nodes + 2 * len(expression.constants) + 2
+
+
+def generate_sample(spec: DataSpec, seed: int, index: int) -> Sample:
+    rng = np.random.default_rng((seed, index))
+    draws = Draws(rng)
+    sampler = _sampler(spec.sampler)
+    dim = draws.integer(spec.sampler.min_dim, spec.max_dim + 1)
+    n_unary = draws.integer(spec.sampler.min_unary_ops, spec.sampler.max_unary_ops + 1)
+    low, high = sampler.binary_ops_range(dim)
+    for _ in range(MAX_ATTEMPTS):
+        expression = sampler.sample(draws, dim, draws.integer(low, high + 1), n_unary)
+        if expression is None or _max_symbols(expression) > spec.max_len:
+            continue
+        x = points_lib.sample_inputs(rng, draws, dim, spec.n_points, spec.max_centroids)
+        y = expression.evaluate(x)
+        if not points_lib.valid_outputs(y):
+            continue
+        if spec.normalize_y:
+            y = points_lib.normalize_outputs(y)
+        props = properties_lib.properties(x, y, rng) if spec.with_properties else None
+        return Sample(index=index, dim=dim, expression=expression, x=x, y=y, properties=props)
+    raise RuntimeError(f"no valid expression for sample {index} (seed {seed}) after {MAX_ATTEMPTS} attempts")
+
+
+def batch_of(samples: Sequence[Sample], spec: DataSpec) -> dict[str, np.ndarray]:
+    """The model's input arrays for a list of samples (see the batch layout in the README)."""
+    ids, lengths = tokens_lib.encode_expressions([s.expression for s in samples], spec.max_dim, spec.max_len)
+    batch = {
+        "points": tokens_lib.encode_point_sets([s.x for s in samples], [s.y for s in samples], spec.max_dim),
+        "symbols": ids,
+        "symbol_len": lengths,
+        "dim": np.array([s.dim for s in samples], dtype=np.int32),
+        "index": np.array([s.index for s in samples], dtype=np.int64),
+    }
+    if spec.with_properties:
+        for name in properties_lib.PROPERTY_NAMES:
+            batch[name] = np.array([s.properties[name] for s in samples], dtype=np.float32)
+    return batch
+
+
+def make_batch(spec: DataSpec, seed: int, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    return batch_of([generate_sample(spec, seed, int(i)) for i in indices], spec)

@@ -1,0 +1,78 @@
+"""Model inputs: float-token ids of points and equation-token ids of prefix expressions."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from snipjax.data import floats
+from snipjax.data.expressions import Expression, is_constant
+from snipjax.data.vocab import TOKENS_PER_FLOAT, get_vocab
+
+
+def encode_points(x, y, max_dim: int) -> np.ndarray:
+    """int32 [N, 3 * (max_dim + 1)]: the tokens of x_0..x_{D-1}, `<INPUT_PAD>` for missing dims, then y."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"expected x [N, D] and y [N], got x {x.shape} and y {y.shape}")
+    if x.shape[1] > max_dim:
+        raise ValueError(f"x has {x.shape[1]} input dimensions but the model was trained for at most {max_dim}")
+    return encode_point_sets([x], [y], max_dim)[0]
+
+
+def encode_point_sets(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], max_dim: int) -> np.ndarray:
+    """int32 [B, N, 3 * (max_dim + 1)] for B point sets of N points each, tokenized in one vectorized pass."""
+    n = len(ys[0])
+    values = np.zeros((len(ys), n, max_dim + 1))
+    for row, (x, y) in enumerate(zip(xs, ys)):
+        values[row, :, : x.shape[1]] = x
+        values[row, :, max_dim] = y
+    floats.check_finite(values, "point values")
+    ids = floats.encode(values)
+    for row, x in enumerate(xs):
+        ids[row, :, x.shape[1]:max_dim] = get_vocab(max_dim).input_pad_id
+    return ids.reshape(len(ys), n, TOKENS_PER_FLOAT * (max_dim + 1))
+
+
+def expression_ids(expression: Expression, max_dim: int) -> np.ndarray:
+    """Equation-vocabulary ids of the prefix, each constant as its three float tokens."""
+    vocab = get_vocab(max_dim)
+    if expression.input_dim > max_dim:
+        raise ValueError(
+            f"expression uses x_{expression.input_dim - 1} but the model knows only x_0..x_{max_dim - 1}")
+    ids = []
+    for token in expression.prefix:
+        if is_constant(token):
+            ids.extend(i + vocab.n_symbols for i in floats.encode_scalar(token))
+        else:
+            ids.append(vocab.equation_id[token])
+    return np.asarray(ids, dtype=np.int32)
+
+
+def _as_expression(item) -> Expression:
+    from snipjax.data.formulas import as_expression  # sympy loads only when formulas are given
+
+    return as_expression(item)
+
+
+def encode_expressions(expressions: Sequence, max_dim: int, max_len: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int32 [B, max_len], lengths int32 [B]): `<EOS>` prefix `<EOS>`, then `<PAD>`.
+
+    Items may be Expressions, formula strings or sympy expressions.
+    """
+    vocab = get_vocab(max_dim)
+    ids = np.full((len(expressions), max_len), vocab.pad_id, dtype=np.int32)
+    lengths = np.empty(len(expressions), dtype=np.int32)
+    for row, item in enumerate(expressions):
+        body = expression_ids(item if isinstance(item, Expression) else _as_expression(item), max_dim)
+        length = len(body) + 2
+        if length > max_len:
+            raise ValueError(f"expression {row} needs {length} tokens, more than max_len={max_len}")
+        ids[row, 0] = ids[row, length - 1] = vocab.eos_id
+        ids[row, 1:length - 1] = body
+        lengths[row] = length
+    return ids, lengths

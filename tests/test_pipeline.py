@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snipjax.data import BatchProducer, DataSpec, generate_sample, make_batch, tokens
+from snipjax.data.vocab import get_vocab
+
+SPEC_1D = DataSpec(max_dim=1, with_properties=True)
+SPEC_10D = DataSpec(max_dim=10, normalize_y=False)
+
+
+def test_a_sample_is_a_pure_function_of_seed_and_index():
+    a, b = generate_sample(SPEC_10D, 3, 12345), generate_sample(SPEC_10D, 3, 12345)
+    assert a.expression == b.expression
+    np.testing.assert_array_equal(a.x, b.x)
+    assert generate_sample(SPEC_10D, 4, 12345).expression != a.expression
+
+
+def test_batch_layout():
+    batch = make_batch(SPEC_1D, 0, range(8))
+    vocab = get_vocab(1)
+    assert batch["points"].shape == (8, 200, 6) and batch["points"].dtype == np.int32
+    assert batch["symbols"].shape == (8, 200) and batch["symbol_len"].shape == (8,)
+    for row, length in zip(batch["symbols"], batch["symbol_len"]):
+        assert row[0] == row[length - 1] == vocab.eos_id
+        assert (row[length:] == vocab.pad_id).all()
+    assert set(batch) >= {"ncr", "upwardness", "yavg", "oscillation", "index", "dim"}
+    assert (batch["points"][..., :3] != vocab.input_pad_id).all()
+
+
+def test_missing_dimensions_are_input_padded():
+    batch = make_batch(SPEC_10D, 0, range(16))
+    pad = get_vocab(10).input_pad_id
+    for points, dim in zip(batch["points"], batch["dim"]):
+        assert (points[:, 3 * dim: 30] == pad).all()
+        assert (points[:, : 3 * dim] != pad).all() and (points[:, 30:] != pad).all()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batches_do_not_depend_on_worker_count(workers):
+    with BatchProducer(SPEC_10D, 5, 24, workers=0, start_step=2) as serial:
+        expected = [serial.next() for _ in range(2)]
+    with BatchProducer(SPEC_10D, 5, 24, workers=workers, start_step=2) as parallel:
+        got = [parallel.next() for _ in range(2)]
+    for (step_a, a), (step_b, b) in zip(expected, got):
+        assert step_a == step_b
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_hosts_make_only_their_slice():
+    full = BatchProducer(SPEC_1D, 0, 16, workers=0, start_step=3).next()[1]
+    parts = [BatchProducer(SPEC_1D, 0, 16, process_index=p, process_count=4, workers=0, start_step=3).next()[1]
+             for p in range(4)]
+    np.testing.assert_array_equal(np.concatenate([p["index"] for p in parts]), np.arange(48, 64))
+    np.testing.assert_array_equal(np.concatenate([p["points"] for p in parts]), full["points"])
+    with pytest.raises(ValueError, match="split evenly"):
+        BatchProducer(SPEC_1D, 0, 10, process_count=4, workers=0)
+
+
+def test_worker_errors_name_the_samples():
+    bad_spec = DataSpec(max_dim=1, max_len=3)  # no expression fits: every attempt is rejected
+    producer = BatchProducer(bad_spec, 0, 2, workers=1)
+    with pytest.raises(RuntimeError, match="samples 0..1"):
+        producer.next()
+    producer.close()
+
+
+def test_point_tokens_check_input():
+    with pytest.raises(ValueError, match="non-finite"):
+        tokens.encode_points(np.array([[1.0], [np.nan]]), np.array([1.0, 2.0]), 1)
+    with pytest.raises(ValueError, match="at most 1"):
+        tokens.encode_points(np.ones((4, 2)), np.ones(4), 1)
+    with pytest.raises(ValueError, match=r"x \[N, D\]"):
+        tokens.encode_points(np.ones((4, 1)), np.ones(5), 1)
+
+
+def test_cli_writes_jsonl_with_the_documented_fields(tmp_path):
+    out = tmp_path / "samples.jsonl"
+    subprocess.run([sys.executable, "-m", "snipjax.data", "--max-dim", "1", "--n", "3", "--seed", "2",
+                    "--out", str(out)], check=True, capture_output=True)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 3
+    for record in records:
+        assert {"prefix", "infix", "dim", "x", "y", "tokens", "properties"} <= set(record)
+        assert len(record["x"]) == len(record["y"]) == 200
+        sample = generate_sample(SPEC_1D, 2, record["index"])
+        assert record["prefix"] == sample.expression.labels()

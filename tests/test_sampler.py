@@ -1,0 +1,112 @@
+import collections
+
+import numpy as np
+import pytest
+
+from snipjax.data.expressions import UNARY_OPERATORS
+from snipjax.data.samples import DataSpec, generate_sample
+from snipjax.data.sampler import Draws, ExpressionSampler, SamplerSpec
+from snipjax.data.vocab import OPERATOR_ARITY
+
+# The official weights (snip-facts.md §1.1): normalized unary probabilities, binary add/sub/mul at 1/3.
+UNARY_PROBABILITY = {"sqrt": 5 / 17.4, "inv": 3 / 17.4, "pow2": 3 / 17.4, "abs": 1 / 17.4, "log": 1 / 17.4,
+                     "exp": 1 / 17.4, "sin": 1 / 17.4, "cos": 1 / 17.4, "pow3": 1 / 17.4, "tan": 0.2 / 17.4,
+                     "arctan": 0.2 / 17.4, "arcsin": 0.0, "arccos": 0.0}
+
+
+def tree_samples(max_dim, count, seed=0):
+    """Expressions straight from the sampler (no point rejection), with their draws of D, b and u."""
+    sampler = ExpressionSampler(SamplerSpec(max_dim=max_dim))
+    draws = Draws(np.random.default_rng(seed))
+    out = []
+    while len(out) < count:
+        dim = draws.integer(1, max_dim + 1)
+        low, high = sampler.binary_ops_range(dim)
+        b, u = draws.integer(low, high + 1), draws.integer(0, 5)
+        expression = sampler.sample(draws, dim, b, u)
+        if expression is not None:
+            out.append((dim, b, u, expression))
+    return out
+
+
+def within(observed, expected, n):
+    """Observed frequency within 5 binomial standard deviations of the expected one."""
+    return abs(observed - expected) <= 5 * np.sqrt(max(expected * (1 - expected), 1e-12) / n) + 1e-12
+
+
+def test_operator_frequencies_follow_the_official_weights():
+    counts = collections.Counter()
+    for _, _, _, expression in tree_samples(10, 6000):
+        counts.update(t for t in expression.prefix if isinstance(t, str) and t in OPERATOR_ARITY)
+    unary_total = sum(counts[op] for op in UNARY_OPERATORS)
+    assert unary_total > 5000
+    for op, p in UNARY_PROBABILITY.items():
+        assert within(counts[op] / unary_total, p, unary_total), (op, counts[op] / unary_total, p)
+    assert counts["div"] == counts["pow"] == 0
+
+
+def test_binary_operator_choice_is_uniform_over_add_sub_mul():
+    """Count the tree's own operators: sample with u=0 and strip the constant scaffolding."""
+    sampler = ExpressionSampler(SamplerSpec(max_dim=3))
+    draws = Draws(np.random.default_rng(5))
+    counts = collections.Counter()
+    for _ in range(3000):
+        tree = sampler._binary_tree(draws, 4, 3)
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            if len(node) > 1:
+                counts[node[0]] += 1
+                stack.extend(node[1:])
+    total = sum(counts.values())
+    for op in ("add", "sub", "mul"):
+        assert within(counts[op] / total, 1 / 3, total)
+    assert counts["div"] == 0
+
+
+@pytest.mark.parametrize("max_dim", [1, 4])
+def test_every_variable_appears_and_unary_budget_holds(max_dim):
+    for dim, b, u, expression in tree_samples(max_dim, 2000, seed=1):
+        variables = {t for t in expression.prefix if isinstance(t, str) and t.startswith("x_")}
+        assert variables == {f"x_{i}" for i in range(dim)}
+        assert b + 1 >= dim
+        n_unary = sum(1 for t in expression.prefix if t in UNARY_OPERATORS)
+        assert n_unary <= u
+
+
+def test_constants_have_the_official_form():
+    values = [c for _, _, _, e in tree_samples(3, 2000, seed=2) for c in e.constants]
+    magnitudes = np.abs(values)
+    assert magnitudes.min() >= 0.001 and magnitudes.max() <= 99.9
+    assert within(np.mean(np.array(values) < 0), 0.5, len(values))
+    for value in values[:2000]:
+        scaled = [abs(value) * 10**k for k in (1, 2, 3)]
+        assert any(abs(s - round(s)) < 1e-6 and 1 <= round(s) <= 999 for s in scaled)
+
+
+def test_root_is_an_additive_constant_and_sums_get_prefactors():
+    for _, _, _, expression in tree_samples(2, 500, seed=3):
+        assert expression.prefix[0] == "add" and isinstance(expression.prefix[1], float)
+
+
+def test_input_dimension_is_uniform_and_binary_count_in_range():
+    spec = DataSpec(max_dim=10, normalize_y=False)
+    dims = collections.Counter(generate_sample(spec, 7, i).dim for i in range(1500))
+    for dim in range(1, 11):
+        assert within(dims[dim] / 1500, 0.1, 1500)
+    sampler = ExpressionSampler(SamplerSpec(max_dim=10))
+    assert sampler.binary_ops_range(1) == (0, 4) and sampler.binary_ops_range(10) == (0, 13)
+
+
+def test_tree_shapes_are_uniform_over_binary_trees():
+    """With 3 binary operators there are 5 tree shapes, each sampled with probability 1/5."""
+    sampler = ExpressionSampler(SamplerSpec(max_dim=1))
+    draws = Draws(np.random.default_rng(4))
+
+    def shape(node):
+        return "L" if len(node) == 1 else "(" + shape(node[1]) + shape(node[2]) + ")"
+
+    shapes = collections.Counter(shape(sampler._binary_tree(draws, 3, 1)) for _ in range(5000))
+    assert len(shapes) == 5
+    for count in shapes.values():
+        assert within(count / 5000, 0.2, 5000)
