@@ -9,7 +9,7 @@ from snipjax.data import BatchProducer, DataSpec, generate_sample, make_batch, t
 from snipjax.data.vocab import get_vocab
 
 SPEC_1D = DataSpec(max_dim=1, with_properties=True)
-SPEC_10D = DataSpec(max_dim=10, normalize_y=False)
+SPEC_10D = DataSpec(max_dim=10)
 
 
 def test_a_sample_is_a_pure_function_of_seed_and_index():
@@ -66,7 +66,8 @@ def test_worker_errors_name_the_samples():
     producer = BatchProducer(bad_spec, 0, 2, workers=1)
     with pytest.raises(RuntimeError, match="samples 0..1"):
         producer.next()
-    producer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        producer.next()
 
 
 def test_point_tokens_check_input():
@@ -76,6 +77,10 @@ def test_point_tokens_check_input():
         tokens.encode_points(np.ones((4, 2)), np.ones(4), 1)
     with pytest.raises(ValueError, match=r"x \[N, D\]"):
         tokens.encode_points(np.ones((4, 1)), np.ones(5), 1)
+    with pytest.raises(ValueError, match="at most 1"):
+        tokens.encode_point_sets([np.ones((4, 1)), np.ones((4, 2))], [np.ones(4), np.ones(4)], 1)
+    with pytest.raises(ValueError, match="same number of points"):
+        tokens.encode_point_sets([np.ones((4, 1)), np.ones((3, 1))], [np.ones(4), np.ones(3)], 1)
 
 
 def test_cli_writes_jsonl_with_the_documented_fields(tmp_path):

@@ -3,14 +3,14 @@ import pytest
 
 from snipjax.data import points, properties
 from snipjax.data.expressions import Expression
-from snipjax.data.sampler import Draws
+from snipjax.data.draws import Draws
 
 
 @pytest.mark.parametrize("dim", [1, 3, 10])
 def test_inputs_are_standardized_per_dimension(dim):
     rng = np.random.default_rng(dim)
     for _ in range(20):
-        x = points.sample_inputs(rng, Draws(rng), dim, 200)
+        x = points.sample_inputs(Draws(rng), dim, 200)
         assert x.shape == (200, dim)
         np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-12)
         np.testing.assert_allclose(x.std(axis=0), 1.0, rtol=1e-12)
@@ -71,3 +71,8 @@ def test_triplets_are_distinct_and_sorted():
     t = properties.random_triplets(np.random.default_rng(0), 5, 1000)
     assert (t[:, 0] < t[:, 1]).all() and (t[:, 1] < t[:, 2]).all()
     assert len({tuple(row) for row in t}) == 10  # all 5-choose-3 subsets show up
+
+
+def test_properties_need_three_points():
+    with pytest.raises(ValueError, match="at least 3 points"):
+        properties.properties(np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.random.default_rng(0))

@@ -5,7 +5,8 @@ import pytest
 
 from snipjax.data.expressions import UNARY_OPERATORS
 from snipjax.data.samples import DataSpec, generate_sample
-from snipjax.data.sampler import Draws, ExpressionSampler, SamplerSpec
+from snipjax.data.draws import Draws
+from snipjax.data.sampler import ExpressionSampler, SamplerSpec
 from snipjax.data.vocab import OPERATOR_ARITY
 
 # The official weights (snip-facts.md §1.1): normalized unary probabilities, binary add/sub/mul at 1/3.
@@ -69,7 +70,6 @@ def test_every_variable_appears_and_unary_budget_holds(max_dim):
     for dim, b, u, expression in tree_samples(max_dim, 2000, seed=1):
         variables = {t for t in expression.prefix if isinstance(t, str) and t.startswith("x_")}
         assert variables == {f"x_{i}" for i in range(dim)}
-        assert b + 1 >= dim
         n_unary = sum(1 for t in expression.prefix if t in UNARY_OPERATORS)
         assert n_unary <= u
 
@@ -84,9 +84,56 @@ def test_constants_have_the_official_form():
         assert any(abs(s - round(s)) < 1e-6 and 1 <= round(s) <= 999 for s in scaled)
 
 
-def test_root_is_an_additive_constant_and_sums_get_prefactors():
-    for _, _, _, expression in tree_samples(2, 500, seed=3):
-        assert expression.prefix[0] == "add" and isinstance(expression.prefix[1], float)
+def subtrees(prefix):
+    """(start, end) of the subtree at every position of a prefix."""
+    ends = [0] * len(prefix)
+    stack = []  # (start, operands still missing)
+    for i, token in reversed(list(enumerate(prefix))):
+        arity = OPERATOR_ARITY.get(token, 0) if isinstance(token, str) else 0
+        end = i + 1
+        for _ in range(arity):
+            end = ends[stack.pop()]
+        ends[i] = end
+        stack.append(i)
+    return ends
+
+
+def test_constants_follow_the_prefactor_rules():
+    """Root: add(c, ...); children of sums are sums, scaled terms mul(c, ...) or the constant of an affine
+    add(c, mul(c, ...)); every unary's argument is a sum."""
+    for _, _, _, expression in tree_samples(3, 800, seed=3):
+        p = expression.prefix
+        ends = subtrees(p)
+        assert p[0] == "add" and isinstance(p[1], float)
+        for i, token in enumerate(p[2:], start=2):
+            if token in ("add", "sub"):
+                left = i + 1
+                for child in (left, ends[left]):
+                    if p[child] not in ("add", "sub") and not isinstance(p[child], float):
+                        assert p[child] == "mul" and isinstance(p[child + 1], float), expression.infix()
+            elif token in UNARY_OPERATORS and p[i + 1] not in ("add", "sub"):
+                raise AssertionError(f"unary {token} without affine argument in {expression.infix()}")
+            elif token in UNARY_OPERATORS:
+                assert isinstance(p[i + 2], float) or p[i + 2] in ("add", "sub", "mul")
+
+
+def test_binary_operator_count_follows_the_official_table():
+    """b ~ U{0..D+3}, except that the official tree-count table fails for b >= 4*Dmax (so at Dmax=1,
+    b=4 is redrawn and b is effectively U{0..3})."""
+    draws = Draws(np.random.default_rng(0))
+    one = ExpressionSampler(SamplerSpec(max_dim=1))
+    assert one.sample(draws, 1, 4, 0) is None
+    assert one.sample(draws, 1, 3, 0) is not None
+    ten = ExpressionSampler(SamplerSpec(max_dim=10))
+    assert ten.sample(draws, 10, 13, 0) is not None
+    assert ten.sample(draws, 10, 8, 0) is None  # 9 leaves cannot hold 10 variables
+
+
+def test_y_is_normalized_only_for_the_1d_model():
+    one = [generate_sample(DataSpec(max_dim=1), 0, i).y for i in range(50)]
+    assert all(y.min() == 0.0 and 0.999 < y.max() <= 1.0 for y in one)
+    ten = [generate_sample(DataSpec(max_dim=10), 0, i).y for i in range(50)]
+    assert any(y.max() > 1.0 or y.min() < 0.0 for y in ten)
 
 
 def test_input_dimension_is_uniform_and_binary_count_in_range():

@@ -53,7 +53,7 @@ _INFIX_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 
 
 def is_variable(token: Token) -> bool:
-    return isinstance(token, str) and token.startswith("x_")
+    return isinstance(token, str) and token.startswith("x_") and token[2:].isdigit()
 
 
 def is_constant(token: Token) -> bool:
@@ -126,11 +126,17 @@ class Expression:
         used = [int(t[2:]) for t in self.prefix if is_variable(t)]
         return max(used) + 1 if used else 0
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
-        """Values at the rows of x [N, D]; NaN where the expression is undefined."""
+    def evaluate(self, x: np.ndarray, strict: bool = False) -> np.ndarray:
+        """Values at the rows of x [N, D]; NaN where the expression is undefined.
+
+        `strict` raises FloatingPointError on any overflow, underflow or invalid operation on the way (the
+        official generator runs under `np.seterr(all="raise")` and rejects such expressions).
+        """
         x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] < self.input_dim:
+            raise ValueError(f"expression uses x_0..x_{self.input_dim - 1} but x has shape {x.shape}")
         stack = []
-        with np.errstate(all="ignore"):
+        with np.errstate(all="raise" if strict else "ignore"):
             for token in reversed(self.prefix):
                 if type(token) is float:
                     stack.append(token)

@@ -11,7 +11,6 @@ that arithmetic cannot decide (a digit tail within 1e-6 of one half) are formatt
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 

@@ -68,7 +68,10 @@ def from_sympy(expr: sympy.Expr, variables: Sequence[sympy.Symbol] | None = None
     names = {}
     if variables is not None:
         names = {v: f"x_{i}" for i, v in enumerate(variables)}
-    return Expression(tuple(_prefix_of(sympy.sympify(expr), names)))
+    expr = sympy.sympify(expr)
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise FormulaError(f"{expr} has an infinite or undefined part (a division by zero?)")
+    return Expression(tuple(_prefix_of(expr, names)))
 
 
 def _prefix_of(expr: sympy.Expr, names: dict) -> list:
@@ -180,7 +183,15 @@ class _SympyBuilder(ast.NodeVisitor):
     def visit_BinOp(self, node):
         if type(node.op) not in self._BINARY:
             self.generic_visit(node)
-        return self._BINARY[type(node.op)](self.visit(node.left), self.visit(node.right))
+        left, right = self.visit(node.left), self.visit(node.right)
+        if isinstance(node.op, ast.Pow) and left.is_Number and right.is_Number:
+            # sympy would compute integer powers exactly: `9**9**9` must not run for hours.
+            try:
+                return sympy.Float(math.pow(float(left), float(right)))
+            except (OverflowError, ValueError):
+                raise FormulaError(f"the constant {left}**{right} in formula {self.formula!r} is not a finite "
+                                   "real number") from None
+        return self._BINARY[type(node.op)](left, right)
 
     def visit_UnaryOp(self, node):
         if isinstance(node.op, ast.USub):

@@ -85,6 +85,7 @@ class BatchProducer:
         self.prefetch = max(prefetch, 1)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._workers = [_Worker() for _ in range(min(workers, self.local_batch_size))]
+        self._closed = False
         self._pending: collections.deque = collections.deque()
         self._next_submit = start_step
 
@@ -101,15 +102,20 @@ class BatchProducer:
 
     def next(self) -> tuple[int, dict[str, np.ndarray]]:
         step = self.step
+        if self._closed:
+            raise RuntimeError("this BatchProducer is closed; make a new one with start_step to continue")
         if not self._workers:
             batch = make_batch(self.spec, self.seed, self.indices(step))
         else:
             while self._next_submit < step + self.prefetch:
                 self._submit(self._next_submit)
                 self._next_submit += 1
-            submitted, chunks = self._pending.popleft()
-            assert submitted == step
-            batch = concat_batches([w.result(c) for w, c in zip(self._workers, chunks)])
+            _, chunks = self._pending.popleft()
+            try:
+                batch = concat_batches([w.result(c) for w, c in zip(self._workers, chunks)])
+            except RuntimeError:
+                self.close()  # the other workers' replies are now out of step: this producer is done
+                raise
         self.step += 1
         return step, batch
 
@@ -123,6 +129,7 @@ class BatchProducer:
         for worker in getattr(self, "_workers", ()):  # also when __init__ failed half-way
             worker.close()
         self._workers = []
+        self._closed = True
 
     def __enter__(self):
         return self

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from snipjax.data.sampler import Draws
+from snipjax.data.draws import Draws
 
 MAX_ABS_OUTPUT = 1e103  # 10 ** (max_exponent + float_precision): larger values have no float tokens
 Y_NORMALIZATION_EPS = 1e-10
@@ -28,8 +28,9 @@ def random_rotations(rng: np.random.Generator, count: int, dim: int) -> np.ndarr
     return q
 
 
-def sample_inputs(rng: np.random.Generator, draws: Draws, dim: int, n_points: int, max_centroids: int = 10):
+def sample_inputs(draws: Draws, dim: int, n_points: int, max_centroids: int = 10):
     """Standardized inputs [n_points, dim]."""
+    rng = draws.rng
     gaussian = draws.uniform() < 0.5
     k = draws.integer(1, max_centroids)
     # Two generator calls per sample (their cost is mostly per call): uniforms for variances, mixture

@@ -34,7 +34,7 @@ def non_convexity_ratio(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) 
     i, j, k = random_triplets(rng, len(x), NCR_TRIPLETS).T
     with np.errstate(divide="ignore", invalid="ignore"):
         chord = ((x[j] - x[i]) * y[k] + (x[k] - x[j]) * y[i]) / (x[k] - x[i])
-    convex = y[j] <= chord + CHORD_EPS  # a NaN chord (tied x) counts as not convex, as in the official code
+    convex = y[j] <= chord + CHORD_EPS  # a NaN chord (tied x) counts as not convex
     return 1.0 - convex.mean()
 
 
@@ -63,6 +63,8 @@ def oscillation(y: np.ndarray) -> float:
 def properties(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     """All four properties of a 1-D sample (x [N, 1] or [N], y [N])."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if len(x) < 3:
+        raise ValueError(f"properties need at least 3 points (NCR compares triplets), got {len(x)}")
     order = np.argsort(x, kind="stable")
     x, y = x[order], np.asarray(y, dtype=np.float64)[order]
     return {

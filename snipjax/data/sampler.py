@@ -10,13 +10,13 @@ whole tree is scaled if nothing else changed, and an additive constant is put at
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import functools
 import itertools
 
 import numpy as np
 
+from snipjax.data.draws import Draws
 from snipjax.data.expressions import BINARY_OPERATORS, UNARY_OPERATORS, Expression
 
 # The official `--operators_to_downsample` default; unlisted operators weigh 1. `pow` is never sampled.
@@ -48,38 +48,12 @@ class SamplerSpec:
     def max_binary_ops(self, dim: int) -> int:
         return self.max_binary_ops_offset + self.max_binary_ops_per_dim * dim - 1
 
-
-class Draws:
-    """Uniform numbers from a numpy Generator, drawn in blocks and consumed as Python floats (fast)."""
-
-    __slots__ = ("rng", "_block")
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-        self._block: list[float] = []
-
-    def uniform(self) -> float:
-        if not self._block:
-            self._block = self.rng.random(64).tolist()
-        return self._block.pop()
-
-    def integer(self, low: int, high: int) -> int:
-        """Uniform in low..high-1."""
-        return low + int(self.uniform() * (high - low))
-
-    def weighted(self, items, cumulative) -> object:
-        return items[min(bisect.bisect_right(cumulative, self.uniform() * cumulative[-1]), len(items) - 1)]
-
-    def shuffle(self, items: list) -> None:
-        for i in range(len(items) - 1, 0, -1):
-            j = self.integer(0, i + 1)
-            items[i], items[j] = items[j], items[i]
-
-    def constant(self) -> float:
-        """sign * m * 10^e with m in 1..999 and e in {-3, -2, -1}: the official prefactor range."""
-        sign = -1.0 if self.uniform() < 0.5 else 1.0
-        mantissa = self.integer(1, 1000)
-        return sign * mantissa / 10 ** self.integer(1, 4)
+    @property
+    def max_tree_ops(self) -> int:
+        """The largest b the official tree-count table serves. It is sized for 2 * max_binary_ops_per_dim *
+        max_dim operators and fails (so b is redrawn) from b = 4 * max_binary_ops_per_dim * max_dim on: at
+        Dmax=1 the official b is effectively U{0..3}, not U{0..4}; larger Dmax are unaffected."""
+        return 4 * self.max_binary_ops_per_dim * self.max_dim - 1
 
 
 @functools.cache
@@ -102,15 +76,22 @@ class ExpressionSampler:
         self.binaries = BINARY_OPERATORS
         self.unary_cumulative = np.cumsum(spec.weights(self.unaries)).tolist()
         self.binary_cumulative = np.cumsum(spec.weights(self.binaries)).tolist()
-        self.counts = _tree_counts(spec.max_binary_ops(spec.max_dim) + 1)
+        self.counts = _tree_counts(spec.max_tree_ops)
+
+    @functools.lru_cache(maxsize=None)
+    def _position_cumulative(self, n_ops: int, n_empty: int) -> list[float]:
+        """Cumulative probabilities of skipping i empty nodes before placing the next operator."""
+        total = self.counts[n_ops][n_empty]
+        return list(itertools.accumulate(self.counts[n_ops - 1][n_empty - i + 1] / total for i in range(n_empty)))
 
     def binary_ops_range(self, dim: int) -> tuple[int, int]:
         """Inclusive range of b for input dimension `dim`."""
         return self.spec.min_binary_ops_per_dim * dim, self.spec.max_binary_ops(dim)
 
     def sample(self, draws: Draws, dim: int, n_binary: int, n_unary: int) -> Expression | None:
-        """One expression, or None when the tree has fewer leaves than variables (the official rejection)."""
-        if n_binary + 1 < dim:
+        """One expression, or None where the official sampler rejects the draw: more binary operators than its
+        tree-count table serves, or fewer leaves than variables."""
+        if n_binary > self.spec.max_tree_ops or n_binary + 1 < dim:
             return None
         tree = self._binary_tree(draws, n_binary, dim)
         prefix = self._with_unaries(draws, tree, n_unary)
@@ -122,10 +103,7 @@ class ExpressionSampler:
         empty = [root]
         next_empty, n_empty = 0, 1
         while n_ops > 0:
-            total = self.counts[n_ops][n_empty]
-            cumulative = list(itertools.accumulate(
-                self.counts[n_ops - 1][n_empty - i + 1] / total for i in range(n_empty)))
-            skip = draws.weighted(range(n_empty), cumulative)
+            skip = draws.weighted(range(n_empty), self._position_cumulative(n_ops, n_empty))
             next_empty += skip
             node = empty[next_empty]
             node[0] = draws.weighted(self.binaries, self.binary_cumulative)

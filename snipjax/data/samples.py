@@ -18,7 +18,8 @@ from snipjax.data import points as points_lib
 from snipjax.data import properties as properties_lib
 from snipjax.data import tokens as tokens_lib
 from snipjax.data.expressions import Expression
-from snipjax.data.sampler import Draws, ExpressionSampler, SamplerSpec
+from snipjax.data.draws import Draws
+from snipjax.data.sampler import ExpressionSampler, SamplerSpec
 
 MAX_ATTEMPTS = 10_000
 
@@ -28,7 +29,7 @@ class DataSpec:
     """Everything that decides the samples (picklable, so worker processes get it whole)."""
 
     max_dim: int = 1
-    normalize_y: bool = True
+    normalize_y: bool | None = None  # None: as the official models, min-max y for Dmax=1 only
     n_points: int = 200
     max_len: int = 200
     max_centroids: int = 10
@@ -36,6 +37,8 @@ class DataSpec:
     sampler: SamplerSpec = SamplerSpec()
 
     def __post_init__(self):
+        if self.normalize_y is None:
+            object.__setattr__(self, "normalize_y", self.max_dim == 1)
         if self.sampler.max_dim != self.max_dim:
             object.__setattr__(self, "sampler", dataclasses.replace(self.sampler, max_dim=self.max_dim))
         if self.with_properties and self.max_dim != 1:
@@ -43,10 +46,18 @@ class DataSpec:
 
     @classmethod
     def from_config(cls, data_config: Any) -> "DataSpec":
-        """From a ConfigDict / mapping with the `config.data` keys; unknown keys are ignored."""
+        """From a ConfigDict / mapping with the `config.data` keys, sampler knobs included (e.g.
+        `min_binary_ops_per_dim`); other keys (such as `workers`) are ignored."""
         get = data_config.get if hasattr(data_config, "get") else lambda k, d: getattr(data_config, k, d)
-        fields = {f.name for f in dataclasses.fields(cls)} - {"sampler"}
-        return cls(**{k: get(k, None) for k in fields if get(k, None) is not None})
+
+        def present(fields):
+            return {f.name: get(f.name, None) for f in fields if get(f.name, None) is not None}
+
+        sampler = present(f for f in dataclasses.fields(SamplerSpec) if f.name != "max_dim")
+        spec = present(f for f in dataclasses.fields(cls) if f.name != "sampler")
+        if "operator_weights" in sampler:
+            sampler["operator_weights"] = tuple(tuple(pair) for pair in sampler["operator_weights"])
+        return cls(**spec, sampler=SamplerSpec(**sampler))
 
 
 @dataclasses.dataclass
@@ -64,10 +75,6 @@ def _sampler(spec: SamplerSpec) -> ExpressionSampler:
     return ExpressionSampler(spec)
 
 
-def _max_symbols(expression: Expression) -> int:
-    return expression.n_nodes + 2 * len(expression.constants) + 2
-
-
 def generate_sample(spec: DataSpec, seed: int, index: int) -> Sample:
     rng = np.random.default_rng((seed, index))
     draws = Draws(rng)
@@ -77,10 +84,13 @@ def generate_sample(spec: DataSpec, seed: int, index: int) -> Sample:
     low, high = sampler.binary_ops_range(dim)
     for _ in range(MAX_ATTEMPTS):
         expression = sampler.sample(draws, dim, draws.integer(low, high + 1), n_unary)
-        if expression is None or _max_symbols(expression) > spec.max_len:
+        if expression is None or tokens_lib.sequence_length(expression) > spec.max_len:
             continue
-        x = points_lib.sample_inputs(rng, draws, dim, spec.n_points, spec.max_centroids)
-        y = expression.evaluate(x)
+        x = points_lib.sample_inputs(draws, dim, spec.n_points, spec.max_centroids)
+        try:
+            y = expression.evaluate(x, strict=True)
+        except FloatingPointError:
+            continue
         if not points_lib.valid_outputs(y):
             continue
         if spec.normalize_y:

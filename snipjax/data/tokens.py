@@ -13,6 +13,10 @@ from snipjax.data.vocab import TOKENS_PER_FLOAT, get_vocab
 
 def encode_points(x, y, max_dim: int) -> np.ndarray:
     """int32 [N, 3 * (max_dim + 1)]: the tokens of x_0..x_{D-1}, `<INPUT_PAD>` for missing dims, then y."""
+    return encode_point_sets([x], [y], max_dim)[0]
+
+
+def _checked_points(x, y, max_dim: int, n: int | None) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim == 1:
@@ -21,21 +25,32 @@ def encode_points(x, y, max_dim: int) -> np.ndarray:
         raise ValueError(f"expected x [N, D] and y [N], got x {x.shape} and y {y.shape}")
     if x.shape[1] > max_dim:
         raise ValueError(f"x has {x.shape[1]} input dimensions but the model was trained for at most {max_dim}")
-    return encode_point_sets([x], [y], max_dim)[0]
+    if n is not None and len(y) != n:
+        raise ValueError(f"all point sets of a batch need the same number of points: {len(y)} vs {n}")
+    floats.check_finite(x, "x values")
+    floats.check_finite(y, "y values")
+    return x, y
 
 
-def encode_point_sets(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], max_dim: int) -> np.ndarray:
+def encode_point_sets(xs: Sequence, ys: Sequence, max_dim: int) -> np.ndarray:
     """int32 [B, N, 3 * (max_dim + 1)] for B point sets of N points each, tokenized in one vectorized pass."""
     n = len(ys[0])
     values = np.zeros((len(ys), n, max_dim + 1))
+    dims = []
     for row, (x, y) in enumerate(zip(xs, ys)):
+        x, y = _checked_points(x, y, max_dim, n)
         values[row, :, : x.shape[1]] = x
         values[row, :, max_dim] = y
-    floats.check_finite(values, "point values")
+        dims.append(x.shape[1])
     ids = floats.encode(values)
-    for row, x in enumerate(xs):
-        ids[row, :, x.shape[1]:max_dim] = get_vocab(max_dim).input_pad_id
+    for row, dim in enumerate(dims):
+        ids[row, :, dim:max_dim] = get_vocab(max_dim).input_pad_id
     return ids.reshape(len(ys), n, TOKENS_PER_FLOAT * (max_dim + 1))
+
+
+def sequence_length(expression: Expression) -> int:
+    """Symbolic positions the expression takes: its tokens (3 per constant) between two `<EOS>`."""
+    return expression.n_nodes + (TOKENS_PER_FLOAT - 1) * len(expression.constants) + 2
 
 
 def expression_ids(expression: Expression, max_dim: int) -> np.ndarray:
@@ -68,11 +83,11 @@ def encode_expressions(expressions: Sequence, max_dim: int, max_len: int = 200) 
     ids = np.full((len(expressions), max_len), vocab.pad_id, dtype=np.int32)
     lengths = np.empty(len(expressions), dtype=np.int32)
     for row, item in enumerate(expressions):
-        body = expression_ids(item if isinstance(item, Expression) else _as_expression(item), max_dim)
-        length = len(body) + 2
+        expression = item if isinstance(item, Expression) else _as_expression(item)
+        length = sequence_length(expression)
         if length > max_len:
             raise ValueError(f"expression {row} needs {length} tokens, more than max_len={max_len}")
         ids[row, 0] = ids[row, length - 1] = vocab.eos_id
-        ids[row, 1:length - 1] = body
+        ids[row, 1:length - 1] = expression_ids(expression, max_dim)
         lengths[row] = length
     return ids, lengths
