@@ -8,8 +8,7 @@ import sympy
 
 from snipjax.data import formulas
 from snipjax.data.expressions import Expression
-from snipjax.data.draws import Draws
-from snipjax.data.sampler import ExpressionSampler, SamplerSpec
+from data_helpers import sampled_trees
 
 FEYNMAN = Path(__file__).parent / "fixtures" / "srbench_groundtruth_index.csv"
 # Formulas outside the SNIP vocabulary, with the reason the parser must give.
@@ -17,16 +16,7 @@ UNSUPPORTED_FEYNMAN = {"feynman_II_35_21": "tanh"}
 
 
 def sampled_expressions(max_dim, count, seed=0):
-    sampler = ExpressionSampler(SamplerSpec(max_dim=max_dim))
-    draws = Draws(np.random.default_rng(seed))
-    out = []
-    while len(out) < count:
-        dim = draws.integer(1, max_dim + 1)
-        low, high = sampler.binary_ops_range(dim)
-        expression = sampler.sample(draws, dim, draws.integer(low, high + 1), draws.integer(0, 5))
-        if expression is not None:
-            out.append((dim, expression))
-    return out
+    return [(dim, expression) for dim, _, _, expression in sampled_trees(max_dim, count, seed)]
 
 
 def sympy_values(expr, dim, x):

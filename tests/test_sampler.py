@@ -8,26 +8,12 @@ from snipjax.data.samples import DataSpec, generate_sample
 from snipjax.data.draws import Draws
 from snipjax.data.sampler import ExpressionSampler, SamplerSpec
 from snipjax.data.vocab import OPERATOR_ARITY
+from data_helpers import sampled_trees
 
 # The official weights (snip-facts.md §1.1): normalized unary probabilities, binary add/sub/mul at 1/3.
 UNARY_PROBABILITY = {"sqrt": 5 / 17.4, "inv": 3 / 17.4, "pow2": 3 / 17.4, "abs": 1 / 17.4, "log": 1 / 17.4,
                      "exp": 1 / 17.4, "sin": 1 / 17.4, "cos": 1 / 17.4, "pow3": 1 / 17.4, "tan": 0.2 / 17.4,
                      "arctan": 0.2 / 17.4, "arcsin": 0.0, "arccos": 0.0}
-
-
-def tree_samples(max_dim, count, seed=0):
-    """Expressions straight from the sampler (no point rejection), with their draws of D, b and u."""
-    sampler = ExpressionSampler(SamplerSpec(max_dim=max_dim))
-    draws = Draws(np.random.default_rng(seed))
-    out = []
-    while len(out) < count:
-        dim = draws.integer(1, max_dim + 1)
-        low, high = sampler.binary_ops_range(dim)
-        b, u = draws.integer(low, high + 1), draws.integer(0, 5)
-        expression = sampler.sample(draws, dim, b, u)
-        if expression is not None:
-            out.append((dim, b, u, expression))
-    return out
 
 
 def within(observed, expected, n):
@@ -37,7 +23,7 @@ def within(observed, expected, n):
 
 def test_operator_frequencies_follow_the_official_weights():
     counts = collections.Counter()
-    for _, _, _, expression in tree_samples(10, 6000):
+    for _, _, _, expression in sampled_trees(10, 6000):
         counts.update(t for t in expression.prefix if isinstance(t, str) and t in OPERATOR_ARITY)
     unary_total = sum(counts[op] for op in UNARY_OPERATORS)
     assert unary_total > 5000
@@ -67,7 +53,7 @@ def test_binary_operator_choice_is_uniform_over_add_sub_mul():
 
 @pytest.mark.parametrize("max_dim", [1, 4])
 def test_every_variable_appears_and_unary_budget_holds(max_dim):
-    for dim, b, u, expression in tree_samples(max_dim, 2000, seed=1):
+    for dim, b, u, expression in sampled_trees(max_dim, 2000, seed=1):
         variables = {t for t in expression.prefix if isinstance(t, str) and t.startswith("x_")}
         assert variables == {f"x_{i}" for i in range(dim)}
         n_unary = sum(1 for t in expression.prefix if t in UNARY_OPERATORS)
@@ -75,7 +61,7 @@ def test_every_variable_appears_and_unary_budget_holds(max_dim):
 
 
 def test_constants_have_the_official_form():
-    values = [c for _, _, _, e in tree_samples(3, 2000, seed=2) for c in e.constants]
+    values = [c for _, _, _, e in sampled_trees(3, 2000, seed=2) for c in e.constants]
     magnitudes = np.abs(values)
     assert magnitudes.min() >= 0.001 and magnitudes.max() <= 99.9
     assert within(np.mean(np.array(values) < 0), 0.5, len(values))
@@ -101,7 +87,7 @@ def subtrees(prefix):
 def test_constants_follow_the_prefactor_rules():
     """Root: add(c, ...); children of sums are sums, scaled terms mul(c, ...) or the constant of an affine
     add(c, mul(c, ...)); every unary's argument is a sum."""
-    for _, _, _, expression in tree_samples(3, 800, seed=3):
+    for _, _, _, expression in sampled_trees(3, 800, seed=3):
         p = expression.prefix
         ends = subtrees(p)
         assert p[0] == "add" and isinstance(p[1], float)
