@@ -16,11 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from snipjax.data.samples import DataSpec, make_batch
-
-
-def as_spec(data_config: Any) -> DataSpec:
-    return data_config if isinstance(data_config, DataSpec) else DataSpec.from_config(data_config)
+from snipjax.data.samples import DataSpec, as_spec, make_batch
 
 
 def concat_batches(parts: list[dict]) -> dict[str, np.ndarray]:

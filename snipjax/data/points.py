@@ -49,8 +49,13 @@ def sample_inputs(draws: Draws, dim: int, n_points: int, max_centroids: int = 10
     x = means[cluster] + stds[cluster] * noise
     if dim > 1:
         x = np.einsum("nd,nde->ne", x, random_rotations(rng, k, dim)[cluster])
-    centered = x - x.sum(axis=0) / n_points
-    std = np.sqrt(np.einsum("nd,nd->d", centered, centered) / n_points)
+    return standardize_inputs(x)
+
+
+def standardize_inputs(x: np.ndarray) -> np.ndarray:
+    """Each input dimension to zero mean and unit standard deviation over the points (axis -2)."""
+    centered = x - x.mean(axis=-2, keepdims=True)
+    std = np.sqrt((centered * centered).mean(axis=-2, keepdims=True))
     return centered / np.where(std > 0, std, 1.0)
 
 

@@ -116,5 +116,12 @@ def batch_of(samples: Sequence[Sample], spec: DataSpec) -> dict[str, np.ndarray]
     return batch
 
 
-def make_batch(spec: DataSpec, seed: int, indices: Sequence[int]) -> dict[str, np.ndarray]:
+def as_spec(data_config: Any) -> DataSpec:
+    """A DataSpec from a DataSpec or a `config.data` ConfigDict / mapping."""
+    return data_config if isinstance(data_config, DataSpec) else DataSpec.from_config(data_config)
+
+
+def make_batch(data_config: Any, seed: int, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    """The batch of samples `indices` (a DataSpec or a `config.data` decides the samples)."""
+    spec = as_spec(data_config)
     return batch_of([generate_sample(spec, seed, int(i)) for i in indices], spec)

@@ -1,0 +1,135 @@
+"""Training-step benchmark: samples/s, step and data time, model FLOPs, MFU and peak memory.
+
+  python -m snipjax.bench train --config configs/tiny.py [--steps 20] [--peak 1e12] [--config.key=value ...]
+
+Runs the real train step on the real data producer (config.data.workers processes), timing each step's
+data wait and compute apart after one warm-up step.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+
+import jax
+import numpy as np
+from absl import flags
+from ml_collections import config_flags
+
+from snipjax import parallel
+from snipjax.data.pipeline import BatchProducer
+from snipjax.train_step import MODEL_INPUTS, make_steps
+
+# Dense peak FLOP/s per chip by device kind and compute dtype. JAX runs float32 matmuls on TF32 tensor cores
+# on Hopper GPUs and on bfloat16 passes on TPUs by default, so those are the float32 peaks here (an H100's
+# plain float32 peak without tensor cores is 67e12).
+PEAK_FLOPS = {
+    "H100": {"bfloat16": 989e12, "float32": 495e12},
+    "H200": {"bfloat16": 989e12, "float32": 495e12},
+    "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
+    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},  # v5e
+    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
+    "TPU v5": {"bfloat16": 459e12, "float32": 459e12},  # v5p reports itself as "TPU v5"
+}
+
+
+def peak_flops_per_device(device_kind: str, dtype: str) -> float | None:
+    """The known peak of a device kind such as 'NVIDIA H100 80GB HBM3' or 'TPU v4', else None."""
+    for name in sorted(PEAK_FLOPS, key=len, reverse=True):  # 'TPU v5 lite' before 'TPU v5'
+        if name in device_kind:
+            return PEAK_FLOPS[name][dtype]
+    return None
+
+
+def model_flops_per_step(config) -> float:
+    """Training FLOPs of one global batch, counted analytically (MaxText's convention): the matmuls of both
+    encoders, attention scores and values, pooling and the two B×B similarity matrices, times 3 for the
+    forward and backward passes. Embedding lookups, norms and softmaxes are not counted."""
+    m = config.model
+    d, latent = m.d_model, m.latent_dim
+
+    def encoder(tokens: int) -> float:
+        per_layer = 2 * tokens * (4 * d * d + 2 * d * m.d_ff) + 4 * tokens * tokens * d
+        pool = 4 * tokens * d + 2 * d * latent  # scores + weighted sum, then the bottleneck
+        return m.n_layers * per_layer + pool
+
+    width = 3 * (config.data.max_dim + 1) * m.float_emb_dim  # concatenated float-token embeddings of a point
+    embedder = 2 * config.data.n_points * (width * width + width * d)
+    per_pair = embedder + encoder(config.data.n_points) + encoder(config.data.max_len)
+    similarity = 2 * 2 * config.batch_size**2 * latent
+    return 3.0 * (config.batch_size * per_pair + similarity)
+
+
+def _peak_memory() -> tuple[int, str]:
+    stats = [device.memory_stats() or {} for device in jax.local_devices()]
+    if all("peak_bytes_in_use" in s for s in stats):
+        return max(s["peak_bytes_in_use"] for s in stats), "device peak_bytes_in_use (max over local devices)"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host max RSS"
+
+
+def run(config, steps: int = 20, peak_flops: float | None = None) -> dict:
+    """Benchmark `steps` train steps of `config` after a warm-up step; `peak_flops` per device overrides the
+    table (needed for MFU on CPUs and unlisted chips)."""
+    mesh = parallel.make_mesh(config.mesh)
+    compiled = make_steps(config, mesh)
+    state = compiled.init(jax.random.key(config.seed))
+    producer = BatchProducer(config.data, config.seed, config.batch_size, jax.process_index(),
+                             jax.process_count(), workers=config.data.workers)
+
+    def next_batch():
+        return parallel.global_batch(mesh, {k: v for k, v in producer.next()[1].items() if k in MODEL_INPUTS})
+
+    try:
+        batch = next_batch()
+        train = compiled.train.lower(state, batch).compile()
+        cost = train.cost_analysis()
+        state, metrics = train(state, batch)
+        jax.block_until_ready(metrics)
+        data_s, step_s = [], []
+        for _ in range(steps):
+            tick = time.perf_counter()
+            batch = next_batch()
+            tock = time.perf_counter()
+            state, metrics = train(state, batch)
+            jax.block_until_ready(metrics)
+            data_s.append(tock - tick)
+            step_s.append(time.perf_counter() - tock)
+    finally:
+        producer.close()
+
+    device = jax.devices()[0]
+    peak = peak_flops or peak_flops_per_device(device.device_kind, config.model.dtype)
+    flops = model_flops_per_step(config)
+    step_time = float(np.mean(step_s))
+    memory, memory_source = _peak_memory()
+    return {
+        "config": {"d_model": config.model.d_model, "n_layers": config.model.n_layers,
+                   "max_dim": config.data.max_dim, "batch_size": config.batch_size, "dtype": config.model.dtype,
+                   "loss": config.loss.kind, "mesh": dict(mesh.shape), "data_workers": config.data.workers},
+        "device_kind": device.device_kind, "devices": jax.device_count(), "steps": steps,
+        "samples_per_s": steps * config.batch_size / (sum(data_s) + sum(step_s)),
+        "step_ms": 1e3 * step_time, "data_ms": 1e3 * float(np.mean(data_s)),
+        "model_flops_per_step": flops,
+        # XLA's count of the partitioned program that one device runs (its share plus replicated work).
+        "xla_flops_per_device_step": float(cost["flops"]) if cost and "flops" in cost else None,
+        "peak_flops_per_device": peak,
+        "mfu": flops / (step_time * peak * jax.device_count()) if peak else None,
+        "peak_memory_bytes": int(memory), "peak_memory_source": memory_source,
+        "final_loss": float(metrics["loss"]),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """`python -m snipjax.bench train ...`: prints run()'s result as one JSON line."""
+    flag_values = flags.FlagValues()  # own flag set: importable next to snipjax.train's flags
+    config_flag = config_flags.DEFINE_config_file("config", None, "A configs/<name>.py file.",
+                                                  flag_values=flag_values)
+    steps = flags.DEFINE_integer("steps", 20, "Timed steps after one warm-up step.", flag_values=flag_values)
+    peak = flags.DEFINE_float("peak", None, "Peak FLOP/s per device, for MFU on unlisted devices.",
+                              flag_values=flag_values)
+    flag_values(["bench train", *argv])
+    if config_flag.value is None:
+        raise SystemExit("--config configs/<name>.py is required")
+    print(json.dumps(run(config_flag.value, steps.value, peak.value)), flush=True)
+    return 0

@@ -1,0 +1,58 @@
+"""The config schema, filled with the official SNIP pretraining values (the 1-D model); configs/ override it."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """SNIP-1d-normalized as the official code trains it: 8+8 layers of d 512, batch 256, Adam 4e-5."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.max_dim = 1  # Dmax: decides the vocabulary and the numeric input width
+    config.data.normalize_y = True  # min-max y to [0, 1] (the 1-D model)
+    config.data.n_points = 200
+    config.data.max_len = 200  # symbolic sequence length
+    config.data.workers = 0  # producer worker processes (0 = in-process)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.d_model = 512
+    config.model.n_layers = 8
+    config.model.n_heads = 16
+    config.model.d_ff = 2048
+    config.model.latent_dim = 512
+    config.model.float_emb_dim = 64
+    config.model.max_positions = 4096
+    config.model.numeric_positions = True  # official: learned positions on the point set too; False = paper
+    config.model.norm = "post"  # 'post' (official) | 'pre'
+    config.model.ln_eps = 1e-12
+    config.model.pool_mask = False  # official: pooling softmax over all positions; True masks padding
+    config.model.dtype = "float32"  # compute dtype: 'float32' | 'bfloat16' (params stay float32)
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.kind = "infonce"  # 'infonce' (official: raw dot / tau) | 'clip' | 'siglip'
+    config.loss.temperature = 1.0
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.kind = "adam_inverse_sqrt"  # | 'adamw_cosine'
+    config.optim.lr = 4e-5
+    config.optim.warmup_steps = 10_000
+    config.optim.warmup_init_lr = 1e-7
+    config.optim.clip_norm = 0.5
+    config.optim.weight_decay = 0.0
+
+    config.batch_size = 256  # global, over all hosts and devices
+    config.total_steps = 240_000  # ~61M pairs: the reviews' "60 million examples"
+    config.log_every = 100
+    config.eval_every = 2_000
+    config.eval_size = 256  # held-out pairs: eval_size-way retrieval
+    config.checkpoint_every = 10_000  # the official code saves every 10 epochs of 1000 steps
+    config.keep_checkpoints = 3
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.data = -1  # -1: all devices the other axis leaves
+    config.mesh.fsdp = 1
+    config.mesh.fsdp_min_size = 2**18  # matrices with fewer elements stay replicated
+    return config

@@ -1,0 +1,278 @@
+"""Convert a released SNIP PyTorch checkpoint into a snipjax export dir (`config.json` + `params/`).
+
+    python -m snipjax.convert --torch snip-10dmax.pth --out DIR [--max-dim 10]
+
+Handles the pretrained encoder pairs (`snip-1d-normalized.pth`, `snip-10dmax.pth`) and the symbolic-regression
+release (`snip-e2e-sr.pth`: numeric encoder, mapper, decoder). The file is read with torch's weights-only
+loader, so a downloaded pickle never runs code; torch is the optional extra `snipjax[torch]`.
+`convert_state_dicts` does the mapping on plain arrays and needs no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import pickle
+import re
+import sys
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from snipjax import models
+from snipjax.checkpoint import export_params
+from snipjax.config import default_config
+
+ENCODER_MODULES = ("embedder", "encoder_y", "encoder_f")  # a pretrained SNIP encoder pair
+SR_MODULES = ("embedder", "encoder_y", "mapper", "decoder")  # the symbolic-regression release
+# Modules a release may carry that snipjax does not load: the pretraining repo's untrained decoder and its
+# property-prediction heads (the SR release's decoder, in contrast, is loaded).
+KNOWN_MODULES = ("embedder", "encoder_y", "encoder_f", "decoder", "mapper", "regressor", "classifier")
+UNUSED_KEY = re.compile(r"^(encoder_y|encoder_f)\.z_projection\.")  # built by the official encoders, never used
+
+# Training arguments the conversion reads from the file's `params`, with the official parser's defaults.
+OFFICIAL_DEFAULTS = {
+    "emb_emb_dim": 64, "enc_emb_dim": 512, "dec_emb_dim": 512, "n_enc_layers": 8, "n_dec_layers": 8,
+    "n_enc_heads": 16, "n_dec_heads": 16, "latent_dim": 32, "normalize_y": False, "clip_temperature": 1.0,
+    "enc_positional_embeddings": "learnable", "dec_positional_embeddings": "learnable",
+}
+# Official options with other values than these build layers snipjax does not implement.
+SUPPORTED_VALUES = {
+    "n_emb_layers": (1,), "emb_expansion_factor": (1,), "n_enc_hidden_layers": (1,), "n_dec_hidden_layers": (1,),
+    "norm_attention": (False,), "enc_positional_embeddings": ("learnable", "sinusoidal"),
+    "dec_positional_embeddings": ("learnable", "sinusoidal"),
+}
+N_MAX_POSITIONS = 4096  # the official position table size
+TOKENS_PER_POINT_DIM = 3  # sign, mantissa, exponent per float
+
+# Flax parameter path ('/'-joined) → PyTorch key: rewrite rules applied in order, then '/' becomes '.'.
+PATH_RULES = (
+    (r"^numeric_encoder/embedder/hidden/", "embedder/hidden_layers/0/"),
+    (r"^numeric_encoder/embedder/", "embedder/"),
+    (r"^numeric_encoder/", "encoder_y/"),
+    (r"^symbolic_encoder/", "encoder_f/"),
+    (r"/transformer/", "/"),
+    (r"/block_(\d+)/attention/", r"/attentions/\1/"),
+    (r"/block_(\d+)/cross_attention/", r"/encoder_attn/\1/"),
+    (r"/block_(\d+)/ffn/", r"/ffns/\1/"),
+    (r"/block_(\d+)/layer_norm_cross/", r"/layer_norm15/\1/"),
+    (r"/block_(\d+)/(layer_norm[12])/", r"/\2/\1/"),
+    (r"/pool/score/", "/glob_attn_module/0/"),
+    (r"/pool/bottleneck/", "/bottleneck_module/fc1/"),
+    (r"/(kernel|scale|embedding)$", "/weight"),
+)
+
+INSTALL_TORCH = ('reading a .pth file needs PyTorch (CPU is enough): pip install "snipjax[torch]" '
+                 '(or: pip install torch --index-url https://download.pytorch.org/whl/cpu)')
+
+
+def torch_key(flax_path: tuple[str, ...]) -> str:
+    """The official state_dict key of one snipjax parameter, e.g. ('numeric_encoder', 'pool', 'score',
+    'kernel') → 'encoder_y.glob_attn_module.0.weight'."""
+    path = "/".join(flax_path)
+    for pattern, replacement in PATH_RULES:
+        path = re.sub(pattern, replacement, path)
+    return path.replace("/", ".")
+
+
+def _canonical_key(key: str) -> str:
+    """Drops the `module.` that DistributedDataParallel puts in front of every key of a module."""
+    module, _, rest = key.partition(".")
+    return f"{module}.{rest.removeprefix('module.')}"
+
+
+def _modules(state_dict: Mapping[str, Any]) -> set[str]:
+    return {key.partition(".")[0] for key in state_dict}
+
+
+def _param(params: Mapping[str, Any], name: str):
+    return params.get(name, OFFICIAL_DEFAULTS[name])
+
+
+def _shape(state_dict: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    """The shape of a key the conversion needs before it can build the model."""
+    if key not in state_dict:
+        raise ValueError(f"missing key {key}")
+    return tuple(state_dict[key].shape)
+
+
+def _check_max_dim(state_dict, params, max_dim: int | None) -> int:
+    """The Dmax the embedder weights were built for, checked against the file's params and the caller's Dmax."""
+    float_emb_dim = _shape(state_dict, "embedder.embeddings.weight")[1]
+    width = _shape(state_dict, "embedder.hidden_layers.0.weight")[1]
+    file_max_dim = width // (TOKENS_PER_POINT_DIM * float_emb_dim) - 1
+    described = (f"the embedder weights are for Dmax={file_max_dim} (embedder.hidden_layers.0.weight is "
+                 f"{width} wide = 3·({file_max_dim}+1)·{float_emb_dim})")
+    stated = params.get("max_input_dimension")
+    if stated is not None and stated != file_max_dim:
+        raise ValueError(f"the checkpoint's params say max_input_dimension={stated}, but {described}; "
+                         "the file is inconsistent")
+    if max_dim is not None and max_dim != file_max_dim:
+        expected_width = TOKENS_PER_POINT_DIM * (max_dim + 1) * float_emb_dim
+        raise ValueError(f"Dmax={max_dim} was asked for (embedder input {expected_width} wide), but {described}. "
+                         f"Pass --max-dim {file_max_dim} (or leave it out) and use config.data.max_dim="
+                         f"{file_max_dim} with this model")
+    return file_max_dim
+
+
+def _check_supported(params: Mapping[str, Any], sr: bool) -> None:
+    for name, allowed in SUPPORTED_VALUES.items():
+        if name.startswith(("n_dec", "dec_")) and not sr:
+            continue
+        if name in params and params[name] not in allowed:
+            raise ValueError(f"the checkpoint was trained with {name}={params[name]!r}; snipjax implements only "
+                             f"{' or '.join(map(repr, allowed))}")
+
+
+def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool,
+                       memory_length: int | None = None) -> ml_collections.ConfigDict:
+    """The snipjax config of an official model from its training arguments (official defaults if absent)."""
+    _check_supported(params, sr)
+    config = default_config()
+    config.data.max_dim = max_dim
+    config.data.normalize_y = bool(_param(params, "normalize_y"))
+    m = config.model
+    m.d_model = _param(params, "enc_emb_dim")
+    m.n_layers = _param(params, "n_enc_layers")
+    m.n_heads = _param(params, "n_enc_heads")
+    m.d_ff = 4 * m.d_model  # the official FFN is always 4·d wide
+    m.latent_dim = _param(params, "latent_dim")
+    m.float_emb_dim = _param(params, "emb_emb_dim")
+    m.max_positions = N_MAX_POSITIONS
+    m.numeric_positions = True  # the official encoders both carry a position table
+    m.norm, m.ln_eps, m.pool_mask, m.dtype = "post", 1e-12, False, "float32"
+    config.loss.kind = "infonce"
+    config.loss.temperature = float(_param(params, "clip_temperature"))
+    if sr:
+        if _param(params, "dec_emb_dim") != m.d_model:
+            raise ValueError(f"decoder width dec_emb_dim={_param(params, 'dec_emb_dim')} differs from the encoder "
+                             f"width enc_emb_dim={m.d_model}; snipjax shares one d_model")
+        m.decoder = ml_collections.ConfigDict({
+            "n_layers": _param(params, "n_dec_layers"), "n_heads": _param(params, "n_dec_heads"),
+            "memory_length": memory_length,
+        })
+    return config
+
+
+def _expected_shapes(config: ml_collections.ConfigDict, sr: bool) -> dict:
+    model = models.make_sr_model(config) if sr else models.make_snip(config)
+    points = jnp.zeros((1, 1, TOKENS_PER_POINT_DIM * (config.data.max_dim + 1)), jnp.int32)
+    tokens, lengths = jnp.zeros((1, 1), jnp.int32), jnp.ones((1,), jnp.int32)
+    return jax.eval_shape(model.init, jax.random.key(0), points, tokens, lengths)["params"]
+
+
+def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any],
+                        max_dim: int | None = None) -> tuple[ml_collections.ConfigDict, dict]:
+    """(config, params pytree of float32 numpy) from an official checkpoint given as plain arrays.
+
+    `state_dict` maps 'module.key' (e.g. 'encoder_y.attentions.0.q_lin.weight', as in the release's layout
+    files) to an array; `params` is the checkpoint's `params` entry (training arguments); `max_dim`, if given,
+    is the Dmax the caller expects. Raises ValueError naming the offending module, key or shape.
+    """
+    state_dict = {_canonical_key(key): value for key, value in state_dict.items()}
+    unknown = sorted(_modules(state_dict) - set(KNOWN_MODULES))
+    if unknown:
+        raise ValueError(f"unexpected modules {unknown} in the checkpoint (known: {', '.join(KNOWN_MODULES)})")
+    sr = "mapper" in _modules(state_dict)
+    required = SR_MODULES if sr else ENCODER_MODULES
+    missing_modules = [name for name in required if name not in _modules(state_dict)]
+    if missing_modules:
+        kind = "symbolic-regression release" if sr else "SNIP encoder checkpoint"
+        raise ValueError(f"the checkpoint lacks module(s) {missing_modules} that a {kind} needs "
+                         f"(it has: {sorted(_modules(state_dict))})")
+
+    max_dim = _check_max_dim(state_dict, params, max_dim)
+    memory_length = None
+    if sr:
+        memory_length = _shape(state_dict, "mapper.linear1.weight")[0] // _param(params, "enc_emb_dim")
+    config = config_from_params(params, max_dim, sr, memory_length)
+
+    expected = _expected_shapes(config, sr)
+    used = {key for key in state_dict if key.partition(".")[0] in required and not UNUSED_KEY.match(key)}
+    missing, mismatched = [], []
+
+    def convert(path, leaf: jax.ShapeDtypeStruct) -> np.ndarray | None:
+        names = tuple(entry.key for entry in path)
+        key = torch_key(names)
+        if key not in state_dict:
+            missing.append(key)
+            return None
+        used.discard(key)
+        value = np.asarray(state_dict[key], dtype=np.float32)
+        if names[-1] == "kernel":
+            value = value.T  # PyTorch Linear stores (out, in); a Flax kernel is (in, out)
+        if value.shape != leaf.shape:
+            torch_shape = leaf.shape[::-1] if names[-1] == "kernel" else leaf.shape
+            mismatched.append(f"{key}: file {tuple(state_dict[key].shape)}, expected {tuple(torch_shape)}")
+        return value
+
+    converted = jax.tree_util.tree_map_with_path(convert, expected)
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing)}")
+    if used:
+        problems.append(f"unexpected keys: {', '.join(sorted(used))}")
+    if mismatched:
+        problems.append(f"shape mismatches: {'; '.join(mismatched)}")
+    if problems:
+        raise ValueError("the checkpoint does not fit the model its params describe: " + " | ".join(problems))
+    return config, converted
+
+
+def read_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
+    """(flat state_dict of float32 numpy arrays, params dict) from a released .pth, loaded weights-only."""
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(INSTALL_TORCH) from error
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path} holds more than tensors and plain values, so the weights-only loader refused "
+                         f"it (snipjax never runs code from a checkpoint): {error}") from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not the official dict of module state_dicts")
+    state_dict = {
+        f"{module}.{key}": tensor.detach().float().numpy()
+        for module in KNOWN_MODULES if module in checkpoint
+        for key, tensor in checkpoint[module].items()
+    }
+    return state_dict, dict(checkpoint.get("params") or {})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snipjax.convert", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--torch", required=True, metavar="FILE.pth", help="released SNIP checkpoint")
+    parser.add_argument("--out", required=True, metavar="DIR", help="export dir to write (new or empty)")
+    parser.add_argument("--max-dim", type=int, default=None,
+                        help="Dmax you expect the file to hold; the conversion fails if it holds another")
+    args = parser.parse_args(argv)
+    out = pathlib.Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"error: {out} already exists and is not empty; choose a new --out", file=sys.stderr)
+        return 1
+    try:
+        state_dict, params = read_torch_checkpoint(args.torch)
+        config, converted = convert_state_dicts(state_dict, params, args.max_dim)
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        print(f"error: {args.torch}: {error}", file=sys.stderr)
+        return 1
+
+    export_params(args.out, config, converted)
+    sr = "decoder" in config.model
+    ignored = sorted(_modules(state_dict) - set(SR_MODULES if sr else ENCODER_MODULES))
+    n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(converted))
+    print(f"wrote {args.out}: {'symbolic-regression model' if sr else 'SNIP encoders'}, "
+          f"Dmax={config.data.max_dim}, {n_params:,} parameters"
+          + (f" (not loaded: {', '.join(ignored)})" if ignored else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

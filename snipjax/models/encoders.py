@@ -1,0 +1,89 @@
+"""The two SNIP towers: numeric (point sets) and symbolic (prefix token sequences), each → one latent vector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from snipjax.models.transformer import Transformer, TransformerSpec, dense, embedding_init, position_mask
+
+Array = jax.Array
+
+
+class PointEmbedder(nn.Module):
+    """One vector per point: embed its 3·(Dmax+1) float tokens, concatenate, then Dense → ReLU → Dense."""
+
+    float_size: int
+    float_emb_dim: int
+    d_model: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, points: Array) -> Array:  # [B, N, 3*(Dmax+1)] int -> [B, N, d_model]
+        tokens = nn.Embed(self.float_size, self.float_emb_dim, dtype=self.dtype,
+                          embedding_init=embedding_init(self.float_emb_dim), name="embeddings")(points)
+        x = tokens.reshape(*points.shape[:-1], -1)
+        width = x.shape[-1]
+        x = nn.relu(dense(width, width, self.dtype, "hidden")(x))
+        return dense(self.d_model, width, self.dtype, "fc")(x)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted sum of the hidden states, then the bottleneck Dense to the latent (float32 out).
+
+    The official softmax runs over all positions, padded (zeroed) ones included; `mask_padding` excludes them.
+    """
+
+    d_model: int
+    latent_dim: int
+    mask_padding: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, hidden: Array, lengths: Array | None) -> Array:
+        scores = dense(1, self.d_model, self.dtype, "score")(hidden)[..., 0].astype(jnp.float32)
+        valid = None
+        if self.mask_padding and lengths is not None:
+            valid = position_mask(lengths, hidden.shape[1])
+        weights = jax.nn.softmax(scores, axis=-1, where=valid)
+        pooled = jnp.einsum("bt,btd->bd", weights, hidden.astype(jnp.float32))
+        return dense(self.latent_dim, self.d_model, self.dtype, "bottleneck")(pooled).astype(jnp.float32)
+
+
+class NumericEncoder(nn.Module):
+    """Point set [B, N, 3·(Dmax+1)] float-token ids → z [B, latent]. Every point is a real position."""
+
+    spec: TransformerSpec
+    float_size: int
+    float_emb_dim: int
+    latent_dim: int
+    use_positions: bool = True  # official default; False makes the encoder permutation invariant
+    pool_mask: bool = False
+
+    @nn.compact
+    def __call__(self, points: Array) -> Array:
+        spec = self.spec
+        x = PointEmbedder(self.float_size, self.float_emb_dim, spec.d_model, spec.dtype, name="embedder")(points)
+        hidden = Transformer(spec, self.use_positions, name="transformer")(x)
+        return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, name="pool")(hidden, None)
+
+
+class SymbolicEncoder(nn.Module):
+    """Prefix token ids [B, T] with lengths [B] → z [B, latent]."""
+
+    spec: TransformerSpec
+    vocab_size: int
+    latent_dim: int
+    pool_mask: bool = False
+
+    @nn.compact
+    def __call__(self, symbols: Array, symbol_len: Array) -> Array:
+        spec = self.spec
+        x = nn.Embed(self.vocab_size, spec.d_model, dtype=spec.dtype,
+                     embedding_init=embedding_init(spec.d_model), name="embeddings")(symbols)
+        hidden = Transformer(spec, use_positions=True, name="transformer")(x, symbol_len)
+        return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, name="pool")(
+            hidden, symbol_len)

@@ -1,0 +1,97 @@
+"""The SNIP model: both encoders plus the contrastive similarity scale, built from a snipjax config."""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from snipjax.data.vocab import get_vocab
+from snipjax.models.encoders import NumericEncoder, SymbolicEncoder
+from snipjax.models.transformer import TransformerSpec
+
+Array = jax.Array
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+LOSS_KINDS = ("infonce", "clip", "siglip")
+
+# Initial values of the learned similarity parameters: CLIP's temperature 0.07, SigLIP's t'=log 10 and b=-10.
+CLIP_INIT_LOG_SCALE = math.log(1 / 0.07)
+SIGLIP_INIT_LOG_SCALE = math.log(10.0)
+SIGLIP_INIT_BIAS = -10.0
+
+
+def transformer_spec(model_cfg: ml_collections.ConfigDict, n_layers: int | None = None,
+                     n_heads: int | None = None) -> TransformerSpec:
+    """The encoder stack described by `config.model` (layer and head counts overridable, for the decoder)."""
+    if model_cfg.dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"config.model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {model_cfg.dtype!r}")
+    return TransformerSpec(
+        d_model=model_cfg.d_model,
+        n_layers=model_cfg.n_layers if n_layers is None else n_layers,
+        n_heads=model_cfg.n_heads if n_heads is None else n_heads,
+        d_ff=model_cfg.d_ff,
+        max_positions=model_cfg.max_positions,
+        norm=model_cfg.norm,
+        ln_eps=model_cfg.ln_eps,
+        dtype=COMPUTE_DTYPES[model_cfg.dtype],
+    )
+
+
+def make_numeric_encoder(config: ml_collections.ConfigDict) -> NumericEncoder:
+    """The numeric tower of `config` (shared by SNIP and the symbolic-regression model)."""
+    m = config.model
+    return NumericEncoder(transformer_spec(m), get_vocab(config.data.max_dim).float_size, m.float_emb_dim,
+                          m.latent_dim, m.numeric_positions, m.pool_mask)
+
+
+class SNIP(nn.Module):
+    """Numeric and symbolic encoders, and the scale/bias that turn their similarities into logits.
+
+    'infonce' (official) uses the constant scale 1/temperature; 'clip' learns a log scale (init log 1/0.07);
+    'siglip' learns a log scale (init log 10) and a bias (init -10).
+    """
+
+    numeric_encoder: NumericEncoder
+    symbolic_encoder: SymbolicEncoder
+    loss_kind: str = "infonce"
+    temperature: float = 1.0
+
+    def setup(self):
+        if self.loss_kind in ("clip", "siglip"):
+            init = CLIP_INIT_LOG_SCALE if self.loss_kind == "clip" else SIGLIP_INIT_LOG_SCALE
+            self.log_logit_scale = self.param("log_logit_scale", nn.initializers.constant(init), ())
+        if self.loss_kind == "siglip":
+            self.logit_bias = self.param("logit_bias", nn.initializers.constant(SIGLIP_INIT_BIAS), ())
+
+    def encode_numeric(self, points: Array) -> Array:
+        return self.numeric_encoder(points)
+
+    def encode_symbolic(self, symbols: Array, symbol_len: Array) -> Array:
+        return self.symbolic_encoder(symbols, symbol_len)
+
+    def __call__(self, points: Array, symbols: Array, symbol_len: Array) -> dict[str, Array]:
+        if self.loss_kind == "infonce":
+            scale = jnp.asarray(1.0 / self.temperature, jnp.float32)
+        else:
+            scale = jnp.exp(self.log_logit_scale)
+        bias = self.logit_bias if self.loss_kind == "siglip" else jnp.zeros((), jnp.float32)
+        return {
+            "z_numeric": self.encode_numeric(points),
+            "z_symbolic": self.encode_symbolic(symbols, symbol_len),
+            "logit_scale": scale,
+            "logit_bias": bias,
+        }
+
+
+def make_snip(config: ml_collections.ConfigDict) -> SNIP:
+    """The SNIP model of `config` (reads config.model, config.loss and config.data.max_dim)."""
+    if config.loss.kind not in LOSS_KINDS:
+        raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
+    m = config.model
+    symbolic = SymbolicEncoder(transformer_spec(m), get_vocab(config.data.max_dim).equation_size, m.latent_dim,
+                               m.pool_mask)
+    return SNIP(make_numeric_encoder(config), symbolic, config.loss.kind, config.loss.temperature)

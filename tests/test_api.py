@@ -1,0 +1,101 @@
+"""The functional API: load, encode_numeric, encode_symbolic."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy
+
+from snipjax import api, checkpoint, models
+from snipjax.data import tokens
+from snipjax.train_step import example_inputs
+from training_helpers import small_config
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    config = small_config(**{"data.max_dim": 2, "data.normalize_y": False})
+    inputs = [jnp.zeros(s.shape, s.dtype) for s in example_inputs(config).values()]
+    params = jax.jit(models.make_snip(config).init)(jax.random.key(0), *inputs)["params"]
+    path = tmp_path_factory.mktemp("export")
+    checkpoint.export_params(path, config, params)
+    return path, config, params
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return api.load(exported[0])
+
+
+def numeric_reference(config, params, x, y):
+    points = tokens.encode_points(x, y, config.data.max_dim)[None]
+    return models.make_snip(config).apply({"params": params}, points, method="encode_numeric")[0]
+
+
+def test_load_gives_the_config_and_params_on_device(exported, loaded):
+    _, config, params = exported
+    loaded_config, loaded_params = loaded
+    assert loaded_config == config
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(loaded_params))
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(loaded_params), jax.device_get(params))
+
+
+def test_encode_numeric_embeds_one_dataset_like_the_model(loaded):
+    config, params = loaded
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 2))
+    y = np.sin(x[:, 0]) * x[:, 1]
+    z = api.encode_numeric(params, x, y, config=config, normalize=False)
+    assert z.shape == (1, config.model.latent_dim)
+    np.testing.assert_allclose(z[0], numeric_reference(config, params, x, y), rtol=1e-5, atol=1e-6)
+
+
+def test_encode_numeric_batches_equal_single_datasets_and_normalize_like_training(loaded):
+    config, params = loaded
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-5, 5, (5, 50))  # five 1-D datasets: X may omit the input-dimension axis
+    y = x**2 + 3
+    encode = functools.partial(api.encode_numeric, config=config, batch_size=2)  # chunks of 2, last one padded
+    z = encode(params, x, y)
+    assert z.shape == (5, config.model.latent_dim)
+    for i in range(5):
+        standardized = (x[i] - x[i].mean()) / x[i].std()
+        np.testing.assert_allclose(z[i], numeric_reference(config, params, standardized[:, None], y[i]),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(z[i], encode(params, x[i][:, None], y[i])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("x_shape, y_shape, message", [
+    ((50, 3), (50,), "at most 2"),
+    ((50, 1), (40,), "X must be y's shape"),
+    ((2, 3, 4, 1), (2, 3, 4), "y must be"),
+    ((100, 1), (100,), "exceed the model's 64 positions"),
+])
+def test_encode_numeric_refuses_wrong_shapes(loaded, x_shape, y_shape, message):
+    config, params = loaded
+    with pytest.raises(ValueError, match=message):
+        api.encode_numeric(params, np.zeros(x_shape), np.zeros(y_shape), config=config)
+
+
+@pytest.mark.parametrize("array, value", [("X", np.nan), ("y", np.inf)])
+def test_encode_numeric_names_non_finite_values(loaded, array, value):
+    config, params = loaded
+    x, y = np.zeros((50, 1)), np.zeros(50)
+    (x if array == "X" else y)[7] = value
+    with pytest.raises(ValueError, match=rf"^{array} .*{value}.*index \(7"):
+        api.encode_numeric(params, x, y, config=config)
+
+
+def test_encode_symbolic_takes_strings_and_sympy(loaded):
+    config, params = loaded
+    x0, x1 = sympy.symbols("x_0 x_1")
+    formulas = ["sin(x_0) + 2.5*x_1", x0 * sympy.exp(x1), "x_0**2"]
+    z = api.encode_symbolic(params, formulas, config=config)
+    assert z.shape == (3, config.model.latent_dim)
+    symbols, lengths = tokens.encode_expressions(formulas, config.data.max_dim, config.data.max_len)
+    reference = models.make_snip(config).apply({"params": params}, symbols, lengths, method="encode_symbolic")
+    np.testing.assert_allclose(z, reference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(api.encode_symbolic(params, "x_0**2", config=config)[0], z[2], rtol=1e-5,
+                               atol=1e-6)

@@ -1,0 +1,159 @@
+"""SNIP encoders: shapes, parameter layout, padding/permutation invariances, bf16 path."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from snipjax import models
+from snipjax.data.vocab import get_vocab
+
+MAX_DIM = 1
+BATCH, N_POINTS, MAX_LEN = 3, 200, 200
+
+
+def tiny_config(loss_kind="infonce", **model_overrides) -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.data = ml_collections.ConfigDict({"max_dim": MAX_DIM})
+    config.model = ml_collections.ConfigDict({
+        "d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "latent_dim": 16, "float_emb_dim": 8,
+        "max_positions": 256, "numeric_positions": True, "norm": "post", "ln_eps": 1e-12,
+        "pool_mask": False, "dtype": "float32",
+    })
+    config.model.update(model_overrides)
+    config.loss = ml_collections.ConfigDict({"kind": loss_kind, "temperature": 0.5})
+    return config
+
+
+def random_batch(seed=0):
+    rng = np.random.default_rng(seed)
+    vocab = get_vocab(MAX_DIM)
+    points = rng.integers(0, vocab.float_size, (BATCH, N_POINTS, 3 * (MAX_DIM + 1)), dtype=np.int32)
+    symbol_len = np.array([5, 17, MAX_LEN], np.int32)
+    symbols = rng.integers(0, vocab.equation_size, (BATCH, MAX_LEN), dtype=np.int32)
+    for row, length in enumerate(symbol_len):
+        symbols[row, length:] = vocab.pad_id
+        symbols[row, [0, length - 1]] = vocab.eos_id
+    return points, symbols, symbol_len
+
+
+@pytest.fixture(scope="module")
+def infonce():
+    model = models.make_snip(tiny_config())
+    batch = random_batch()
+    variables = model.init(jax.random.key(0), *batch)
+    return model, variables, batch
+
+
+@pytest.mark.parametrize("kind", ["infonce", "clip", "siglip"])
+def test_outputs_and_similarity_parameters(kind):
+    model = models.make_snip(tiny_config(kind))
+    batch = random_batch()
+    variables = model.init(jax.random.key(0), *batch)
+    out = model.apply(variables, *batch)
+    assert out["z_numeric"].shape == out["z_symbolic"].shape == (BATCH, 16)
+    assert all(v.dtype == jnp.float32 for v in out.values())
+    params = variables["params"]
+    expected_scale = {"infonce": 1 / 0.5, "clip": 1 / 0.07, "siglip": 10.0}[kind]
+    np.testing.assert_allclose(out["logit_scale"], expected_scale, rtol=1e-5)
+    np.testing.assert_allclose(out["logit_bias"], -10.0 if kind == "siglip" else 0.0)
+    assert ("log_logit_scale" in params) == (kind != "infonce")
+    assert ("logit_bias" in params) == (kind == "siglip")
+
+
+def test_parameter_layout(infonce):
+    _, variables, _ = infonce
+    params = variables["params"]
+    leaves = jax.tree_util.tree_leaves(params)
+    assert all(isinstance(leaf, jax.Array) and leaf.dtype == jnp.float32 for leaf in leaves)
+    numeric, symbolic = params["numeric_encoder"], params["symbolic_encoder"]
+    assert numeric["embedder"]["embeddings"]["embedding"].shape == (get_vocab(MAX_DIM).float_size, 8)
+    assert numeric["embedder"]["hidden"]["kernel"].shape == (48, 48)  # 3*(Dmax+1) tokens x 8 dims
+    assert symbolic["embeddings"]["embedding"].shape == (get_vocab(MAX_DIM).equation_size, 32)
+    assert set(symbolic["transformer"]) == {"position_embeddings", "layer_norm_emb", "block_0", "block_1"}
+    block = symbolic["transformer"]["block_0"]
+    assert set(block) == {"attention", "layer_norm1", "ffn", "layer_norm2"}
+    assert set(block["attention"]) == {"q_lin", "k_lin", "v_lin", "out_lin"}
+    # Official initialisation: embeddings N(0, dim^-0.5).
+    assert np.std(symbolic["embeddings"]["embedding"]) == pytest.approx(32**-0.5, rel=0.05)
+
+
+def test_encode_methods_match_call(infonce):
+    model, variables, (points, symbols, symbol_len) = infonce
+    out = model.apply(variables, points, symbols, symbol_len)
+    z_n = model.apply(variables, points, method="encode_numeric")
+    z_s = model.apply(variables, symbols, symbol_len, method="encode_symbolic")
+    np.testing.assert_allclose(z_n, out["z_numeric"], rtol=1e-6)
+    np.testing.assert_allclose(z_s, out["z_symbolic"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("pool_mask", [False, True])
+def test_symbolic_encoder_ignores_tokens_past_length(pool_mask):
+    model = models.make_snip(tiny_config(pool_mask=pool_mask))
+    _, symbols, symbol_len = random_batch()
+    variables = model.init(jax.random.key(1), *random_batch())
+    changed = symbols.copy()
+    for row, length in enumerate(symbol_len):
+        changed[row, length:] = np.arange(MAX_LEN - length) % 50
+    encode = jax.jit(lambda s: model.apply(variables, s, symbol_len, method="encode_symbolic"))
+    z, z_changed = encode(symbols), encode(changed)
+    np.testing.assert_allclose(z, z_changed, atol=1e-6)
+    assert not np.allclose(z[0], z[1])
+
+
+def test_pool_mask_changes_padded_sequences_only():
+    batch = random_batch()
+    variables = models.make_snip(tiny_config()).init(jax.random.key(2), *batch)
+    z = {mask: models.make_snip(tiny_config(pool_mask=mask)).apply(variables, *batch)["z_symbolic"]
+         for mask in (False, True)}
+    np.testing.assert_allclose(z[False][2], z[True][2], rtol=1e-5)  # full-length row: identical
+    assert not np.allclose(z[False][0], z[True][0])
+
+
+def test_numeric_encoder_without_positions_is_permutation_invariant():
+    points, _, _ = random_batch()
+    permuted = points[:, np.random.default_rng(3).permutation(N_POINTS)]
+    for positions in (False, True):
+        model = models.make_snip(tiny_config(numeric_positions=positions))
+        variables = model.init(jax.random.key(3), *random_batch())
+        assert ("position_embeddings" in variables["params"]["numeric_encoder"]["transformer"]) == positions
+        encode = jax.jit(lambda p: model.apply(variables, p, method="encode_numeric"))
+        invariant = np.allclose(encode(points), encode(permuted), atol=1e-5)
+        assert invariant == (not positions)
+
+
+def test_bfloat16_compute_is_close_to_float32(infonce):
+    _, variables, batch = infonce
+    bf16 = models.make_snip(tiny_config(dtype="bfloat16"))
+    out32 = models.make_snip(tiny_config()).apply(variables, *batch)
+    out16 = bf16.apply(variables, *batch)
+    for key in ("z_numeric", "z_symbolic"):
+        assert out16[key].dtype == jnp.float32
+        scale = np.abs(out32[key]).max()
+        np.testing.assert_allclose(out16[key], out32[key], atol=0.05 * scale)
+    # Parameters stay float32 when computing in bf16.
+    params16 = bf16.init(jax.random.key(0), *batch)["params"]
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(params16)} == {jnp.dtype(jnp.float32)}
+
+
+def test_pre_norm_adds_final_layer_norm_and_runs():
+    batch = random_batch()
+    model = models.make_snip(tiny_config(norm="pre"))
+    variables = model.init(jax.random.key(4), *batch)
+    assert "layer_norm_final" in variables["params"]["symbolic_encoder"]["transformer"]
+    out = model.apply(variables, *batch)
+    assert np.all(np.isfinite(out["z_symbolic"])) and np.all(np.isfinite(out["z_numeric"]))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.dtype", "float16", "config.model.dtype"),
+    ("model.norm", "sandwich", "norm must be"),
+    ("loss.kind", "triplet", "config.loss.kind"),
+])
+def test_invalid_config_is_rejected(field, value, message):
+    config = tiny_config()
+    section, key = field.split(".")
+    config[section][key] = value
+    with pytest.raises(ValueError, match=message):
+        models.make_snip(config)

@@ -1,0 +1,183 @@
+"""The training program: the real loop on a shrunken config, exact resume, stops, configs."""
+
+import glob
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snipjax import bench_train, checkpoint, models, parallel, train
+from snipjax.data.pipeline import make_batch
+from snipjax.train_step import MODEL_INPUTS, example_inputs, make_loss_fn, make_steps
+from training_helpers import read_metrics, small_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def saved_steps(workdir):
+    return sorted(int(os.path.basename(d)) for d in glob.glob(os.path.join(workdir, "checkpoints", "*")))
+
+
+def assert_same_records(actual, expected):
+    assert sorted(actual) == sorted(expected)
+    for step in expected:
+        for name in expected[step]:
+            np.testing.assert_allclose(actual[step][name], expected[step][name], rtol=1e-6, err_msg=(step, name))
+
+
+@pytest.mark.slow
+def test_training_program_runs_and_writes_its_outputs(tmp_path):
+    evaluation = train.train_and_evaluate(small_config(), str(tmp_path))
+    records = read_metrics(tmp_path)
+    assert sorted(records) == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in records.values())
+    assert {"learning_rate", "top1_n2s", "top1_s2n", "top5_n2s", "top5_s2n"} <= records[6].keys()
+    assert sorted(read_metrics(tmp_path, "eval")) == [3, 6]
+    assert read_metrics(tmp_path, "eval")[6] == evaluation
+    assert evaluation.keys() >= {"loss", "top1_n2s", "top5_n2s", "top1_s2n", "top5_s2n"}
+    assert saved_steps(tmp_path) == [2, 4, 6]
+    assert glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*"))
+    assert checkpoint.read_config(tmp_path) == small_config()
+    # Run again, the run is finished: no training, the same evaluation.
+    assert train.train_and_evaluate(small_config(), str(tmp_path)) == evaluation
+    assert sorted(read_metrics(tmp_path)) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.slow
+def test_train_step_compiles_once():
+    config = small_config()
+    mesh = parallel.make_mesh(config.mesh)
+    steps = make_steps(config, mesh)
+    state = steps.init(jax.random.key(0))
+    for step in range(3):
+        local = make_batch(config.data, 0, np.arange(step * 16, step * 16 + 16))
+        batch = parallel.global_batch(mesh, {k: local[k] for k in MODEL_INPUTS})
+        state, _ = steps.train(state, batch)
+        steps.evaluate(state["params"], batch)
+    assert steps.train._cache_size() == 1
+    assert steps.evaluate._cache_size() == 1
+    assert int(state["step"]) == 3
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+import ml_collections
+from snipjax import checkpoint, train
+
+save = checkpoint.Checkpointer.save
+
+def save_or_die(self, step, *args, **kwargs):
+    if step == {kill_at}:  # steps after the last checkpoint are done and logged, then the process dies
+        self._manager.wait_until_finished()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(self, step, *args, **kwargs)
+
+checkpoint.Checkpointer.save = save_or_die
+train.train_and_evaluate(ml_collections.ConfigDict(json.loads(sys.argv[1])), sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_run_killed_and_resumed_equals_uninterrupted_run(tmp_path):
+    config = small_config(total_steps=7, checkpoint_every=3)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN.format(kill_at=5), config.to_json(), str(tmp_path / "resumed")],
+        cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="8"),
+        capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert sorted(read_metrics(tmp_path / "resumed")) == [1, 2, 3, 4, 5]
+    assert saved_steps(tmp_path / "resumed") == [3]
+
+    train.train_and_evaluate(config, str(tmp_path / "resumed"))  # steps 4 and 5 again, then 6 and 7
+    train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+    for split in ("train", "eval"):
+        assert_same_records(read_metrics(tmp_path / "resumed", split), read_metrics(tmp_path / "uninterrupted", split))
+    resumed, uninterrupted = (checkpoint.load_params(tmp_path / run)[1] for run in ("resumed", "uninterrupted"))
+    jax.tree.map(np.testing.assert_array_equal, resumed, uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_stops_at_the_next_step(tmp_path, monkeypatch):
+    class TerminatedProducer(train.BatchProducer):
+        def next(self):
+            if self.step == 2:  # a preemption notice arrives while update 3 is being prepared
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().next()
+
+    monkeypatch.setattr(train, "BatchProducer", TerminatedProducer)
+    train.train_and_evaluate(small_config(checkpoint_every=100), str(tmp_path))
+    assert sorted(read_metrics(tmp_path)) == [1, 2, 3]
+    assert saved_steps(tmp_path) == [3]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_non_finite_loss_names_the_update_and_its_samples():
+    window = train.TrainWindow(global_batch_size=32)
+    window.add(4, {"loss": np.float32(1.0)}, data_s=0.0)
+    window.add(5, {"loss": np.float32(np.nan)}, data_s=0.0)
+    with pytest.raises(FloatingPointError, match=r"update 5 \(data step 4: global samples 128\.\.159\)"):
+        window.resolve()
+
+
+def test_progress_line_shows_loss_accuracy_throughput_and_eta():
+    window = train.TrainWindow(global_batch_size=32)
+    window.add(1, {"loss": 2.5, "top1_n2s": 0.25, "top1_s2n": 0.125}, data_s=0.001)
+    line = train.progress_line(10, 300, window.summary(remaining_steps=290))
+    assert line.startswith("step  10/300 | loss 2.5000 | top1 n→s 0.250 s→n 0.125 | ")
+    assert "samples/s" in line and "data 1.0 ms" in line and "ETA" in line
+
+
+def test_batch_that_does_not_split_over_devices_is_refused():
+    with pytest.raises(ValueError, match="multiple of the 8 devices"):
+        train.check_config(small_config(batch_size=12))
+
+
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_builds_and_its_docstring_starts_with_its_launch_command(path, monkeypatch):
+    monkeypatch.syspath_prepend(REPO)  # configs run from the repository root and may import each other
+    spec = importlib.util.spec_from_file_location("config_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    models.make_snip(config)  # validates the model and loss fields
+    command = next(line.strip() for line in module.__doc__.splitlines()[1:] if line.strip())
+    assert os.path.relpath(path, REPO) in command and ("snipjax.train" in command or "launch/" in command)
+
+
+@pytest.mark.slow
+def test_benchmark_reports_throughput_flops_and_mfu_in_bfloat16():
+    config = small_config(**{"model.dtype": "bfloat16"})
+    result = bench_train.run(config, steps=2, peak_flops=1e12)
+    assert result["steps"] == 2 and result["samples_per_s"] > 0 and result["step_ms"] > 0
+    assert np.isfinite(result["final_loss"]) and result["xla_flops_per_device_step"] > 0
+    np.testing.assert_allclose(result["mfu"], result["model_flops_per_step"] / (
+        result["step_ms"] / 1e3 * 1e12 * 8), rtol=1e-9)
+    assert result["peak_memory_bytes"] > 0
+
+
+def test_analytic_flops_agree_with_xla_on_one_device():
+    config = small_config(batch_size=8)
+    model = models.make_snip(config)
+    inputs = {k: jnp.zeros(s.shape, s.dtype) for k, s in example_inputs(config, config.batch_size).items()}
+    params = jax.eval_shape(model.init, jax.random.key(0), *(inputs[k] for k in MODEL_INPUTS))["params"]
+    loss_and_grads = jax.jit(jax.value_and_grad(make_loss_fn(model, config.loss.kind), has_aux=True))
+    xla_flops = loss_and_grads.lower(params, inputs).compile().cost_analysis()["flops"]
+    # The analytic count leaves out norms, softmaxes and other elementwise work, large at width 32.
+    assert 0.7 < bench_train.model_flops_per_step(config) / xla_flops <= 1.0
+
+
+@pytest.mark.parametrize("kind, dtype, peak", [
+    ("NVIDIA H100 80GB HBM3", "bfloat16", 989e12), ("NVIDIA H200", "float32", 495e12),
+    ("TPU v4", "bfloat16", 275e12), ("TPU v5 lite", "bfloat16", 197e12), ("TPU v5p", "bfloat16", 459e12),
+    ("cpu", "float32", None)])
+def test_known_peaks_are_found_by_device_kind(kind, dtype, peak):
+    assert bench_train.peak_flops_per_device(kind, dtype) == peak
