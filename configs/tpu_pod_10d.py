@@ -1,6 +1,6 @@
 """The 10-D pretraining on a Cloud TPU pod slice: the same command on every host, via launch/tpu_pod.sh.
 
-  TPU=my-v4-32 ZONE=us-central2-b WORKDIR=gs://my-bucket/snip_10d CONFIG=configs/tpu_pod_10d.py launch/tpu_pod.sh
+  TPU=my-v4-32 ZONE=us-central2-b WORKDIR=/mnt/shared/snip_10d CONFIG=configs/tpu_pod_10d.py launch/tpu_pod.sh
 
 which runs on all hosts: python -m snipjax.train --config configs/tpu_pod_10d.py --workdir $WORKDIR --detect_cluster
 

@@ -36,7 +36,7 @@ UNUSED_KEY = re.compile(r"^(encoder_y|encoder_f)\.z_projection\.")  # built by t
 # Training arguments the conversion reads from the file's `params`, with the official parser's defaults.
 OFFICIAL_DEFAULTS = {
     "emb_emb_dim": 64, "enc_emb_dim": 512, "dec_emb_dim": 512, "n_enc_layers": 8, "n_dec_layers": 8,
-    "n_enc_heads": 16, "n_dec_heads": 16, "latent_dim": 32, "normalize_y": False, "clip_temperature": 1.0,
+    "n_enc_heads": 16, "n_dec_heads": 16, "latent_dim": 512, "normalize_y": False, "clip_temperature": 1.0,
     "enc_positional_embeddings": "learnable", "dec_positional_embeddings": "learnable",
 }
 # Official options with other values than these build layers snipjax does not implement.
@@ -127,6 +127,21 @@ def _check_supported(params: Mapping[str, Any], sr: bool) -> None:
                              f"{' or '.join(map(repr, allowed))}")
 
 
+def _layer_count(state_dict: Mapping[str, Any], module: str) -> int | None:
+    layers = {int(m.group(1)) for key in state_dict if (m := re.match(rf"{module}\.attentions\.(\d+)\.", key))}
+    return max(layers) + 1 if layers else None
+
+
+def sizes_from_weights(state_dict: Mapping[str, Any]) -> dict[str, int]:
+    """Training arguments that the weights themselves fix (they win over the file's `params`)."""
+    sizes = {"latent_dim": _shape(state_dict, "encoder_y.bottleneck_module.fc1.weight")[0],
+             "enc_emb_dim": _shape(state_dict, "encoder_y.bottleneck_module.fc1.weight")[1],
+             "emb_emb_dim": _shape(state_dict, "embedder.embeddings.weight")[1],
+             "n_enc_layers": _layer_count(state_dict, "encoder_y"),
+             "n_dec_layers": _layer_count(state_dict, "decoder")}
+    return {name: value for name, value in sizes.items() if value is not None}
+
+
 def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool,
                        memory_length: int | None = None) -> ml_collections.ConfigDict:
     """The snipjax config of an official model from its training arguments (official defaults if absent)."""
@@ -188,7 +203,7 @@ def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any]
     memory_length = None
     if sr:
         memory_length = _shape(state_dict, "mapper.linear1.weight")[0] // _param(params, "enc_emb_dim")
-    config = config_from_params(params, max_dim, sr, memory_length)
+    config = config_from_params({**params, **sizes_from_weights(state_dict)}, max_dim, sr, memory_length)
 
     expected = _expected_shapes(config, sr)
     used = {key for key in state_dict if key.partition(".")[0] in required and not UNUSED_KEY.match(key)}

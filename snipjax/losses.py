@@ -9,9 +9,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from snipjax.models.snip import LOSS_KINDS
+
 Array = jax.Array
 
-KINDS = ("infonce", "clip", "siglip")
+KINDS = LOSS_KINDS
 CLIP_MAX_SCALE = 100.0  # CLIP clips its learned logit scale at 100
 
 
@@ -65,9 +67,10 @@ def contrastive_loss(out: dict[str, Array], kind: str, logits_sharding=None) -> 
     off_diagonal = jnp.arange(batch)[:, None] != jnp.arange(batch)[None, :]
 
     def rank(similarity: Array) -> Array:
-        # Other candidates scoring strictly higher than the match (ties count in the match's favour). The
-        # match's own entry is left out: the matrix product can round it above the row-wise `positive`.
-        return jnp.sum((similarity > positive[:, None]) & off_diagonal, axis=1)
+        # Other candidates scoring at least as high as the match: a tie is a miss, so collapsed latents
+        # retrieve nothing. The match's own entry is left out, since the matrix product can round it away
+        # from the row-wise `positive`.
+        return jnp.sum((similarity >= positive[:, None]) & off_diagonal, axis=1)
 
     rank_n2s, rank_s2n = rank(sim_n2s), rank(sim_s2n)
     metrics = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -45,4 +46,11 @@ def make_optimizer(optim_config, total_steps: int) -> optax.GradientTransformati
     schedule = learning_rate_schedule(optim_config, total_steps)
     return optax.chain(
         optax.clip_by_global_norm(optim_config.clip_norm),
-        optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=optim_config.weight_decay))
+        optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=optim_config.weight_decay,
+                    mask=None if optim_config.kind == "adam_inverse_sqrt" else _matrices))
+
+
+def _matrices(params):
+    """AdamW decays matrices only, not biases, norms or the learned temperature and bias (the official Adam
+    decays every parameter, and keeps doing so under 'adam_inverse_sqrt')."""
+    return jax.tree.map(lambda p: p.ndim >= 2, params)

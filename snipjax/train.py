@@ -18,6 +18,7 @@ import time
 import jax
 import numpy as np
 import tensorboardX
+from etils import epath
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -115,6 +116,34 @@ def check_config(config) -> None:
                              f"every device takes an equal share: set --config.{name} to a multiple of {devices}")
 
 
+# What decides the data stream and the train state: a resumed run must keep these to continue exactly.
+RESUME_KEYS = ("seed", "batch_size", "data", "model", "loss", "optim.kind")
+
+
+def check_resumable(config, workdir: str) -> None:
+    """Refuse to resume a run in `workdir` with a config that changes its data stream or its state."""
+    if not (epath.Path(workdir) / checkpoint.CHECKPOINTS_DIR).exists():
+        return
+    try:
+        stored = checkpoint.read_config(workdir)
+    except FileNotFoundError:
+        return
+
+    def value(cfg, dotted):
+        for part in dotted.split("."):
+            cfg = cfg.get(part) if hasattr(cfg, "get") else None
+        cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+        if dotted == "data":
+            cfg.pop("workers", None)  # the number of workers does not change the samples
+        return cfg
+
+    changed = [key for key in RESUME_KEYS if value(stored, key) != value(config, key)]
+    if changed:
+        raise ValueError(
+            f"{workdir} holds a run with a different {', '.join(changed)} (see its config.json); resuming it "
+            "would not continue the same data stream and state: use a new --workdir, or the stored config")
+
+
 def held_out_batch(config, mesh) -> dict[str, jax.Array]:
     """The fixed evaluation pairs: indices 0..eval_size-1 of the seed stream seed + EVAL_SEED_OFFSET."""
     per_process = config.eval_size // jax.process_count()
@@ -137,6 +166,7 @@ def evaluate(steps, state, eval_batch, writer: MetricWriter) -> dict[str, float]
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Train to `config.total_steps` (resuming from `workdir`), evaluating as it goes; returns the last eval."""
     check_config(config)
+    check_resumable(config, workdir)
     mesh = parallel.make_mesh(config.mesh)
     steps = make_steps(config, mesh)
     checkpoint.write_config(workdir, config)
@@ -170,6 +200,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
                     logging.info(progress_line(step, config.total_steps, summary))
             if step % config.eval_every == 0 or last:
                 evaluation = evaluate(steps, state, eval_batch, writer)
+            if step % config.checkpoint_every == 0 or last:
+                window.resolve()  # a non-finite loss must stop the run before its state is saved
             checkpointer.save(step, state, data_step=step, force=last)
             if stop:
                 logging.warning("stopping at step %d on SIGTERM after saving; rerun the same command to resume",

@@ -61,10 +61,10 @@ def test_retrieval_metrics_on_hand_made_case():
     z_s = np.eye(6, dtype=np.float32)[target] * 2.0
     z_s[5] = [0, 0, 0, 0, 0.5, 1.0]  # row 5 still closest to its match
     _, metrics = losses.contrastive_loss(make_out(z_n, z_s), "infonce")
-    # numeric→symbolic: numeric 3 scores 2 with symbolic 4 and 0 with its match; numeric 4 scores 2 with
-    # symbolic 3 and 0.5 with symbolic 5 above its match 0 → rank 2. Others rank 0.
+    # numeric→symbolic: numeric 3 and 4 score 0 with their match and at least 0 with every other candidate:
+    # ties count as misses, so both fall outside the top 5. Others rank 0.
     assert metrics["top1_n2s"] == pytest.approx(4 / 6)
-    assert metrics["top5_n2s"] == pytest.approx(1.0)
+    assert metrics["top5_n2s"] == pytest.approx(4 / 6)
     # symbolic→numeric: symbolic 3 and 4 rank 1 (their one-hot hits the wrong numeric row).
     assert metrics["top1_s2n"] == pytest.approx(4 / 6)
     assert metrics["pos_sim"] == pytest.approx((2 + 2 + 2 + 0 + 0 + 1) / 6)
@@ -77,8 +77,8 @@ def test_top5_counts_the_sixth_place_as_a_miss():
     z_s[0] = [0.1, 1, 1, 1, 1, 1, 0]  # five candidates beat the match → rank 5
     _, metrics = losses.contrastive_loss(make_out(z_n, z_s), "infonce")
     assert metrics["top5_s2n"] == pytest.approx(6 / 7)
-    # numeric→symbolic: numeric rows 1..5 tie with symbolic 0 (both score 1); ties count as hits.
-    assert metrics["top1_n2s"] == pytest.approx(1.0)
+    # numeric→symbolic: numeric rows 1..5 tie with symbolic 0 (both score 1); ties count as misses.
+    assert metrics["top1_n2s"] == pytest.approx(2 / 7)
 
 
 def test_unknown_kind_is_rejected():

@@ -78,3 +78,16 @@ def test_optimizer_matches_the_official_adam_with_clipping(weight_decay):
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match="adam_inverse_sqrt.*'sgd'"):
         optim.make_optimizer(ml_collections.ConfigDict({"kind": "sgd"}), total_steps=1)
+
+
+def test_adamw_cosine_decays_matrices_only():
+    config = optim_config(kind="adamw_cosine", weight_decay=0.1, warmup_steps=1, lr=0.5)
+    optimizer = optim.make_optimizer(config, total_steps=10)
+    params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones(2), "log_logit_scale": jnp.ones(())}
+    grads = jax.tree.map(jnp.zeros_like, params)
+    state = optimizer.init(params)
+    for _ in range(2):
+        updates, state = optimizer.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    assert float(params["kernel"][0, 0]) < 1.0
+    assert float(params["bias"][0]) == 1.0 and float(params["log_logit_scale"]) == 1.0

@@ -181,3 +181,13 @@ def test_analytic_flops_agree_with_xla_on_one_device():
     ("cpu", "float32", None)])
 def test_known_peaks_are_found_by_device_kind(kind, dtype, peak):
     assert bench_train.peak_flops_per_device(kind, dtype) == peak
+
+
+def test_resuming_with_a_config_that_changes_the_data_stream_is_refused(tmp_path):
+    config = small_config()
+    (tmp_path / "checkpoints").mkdir()
+    checkpoint.write_config(str(tmp_path), config)
+    other_workers = small_config(**{"data.workers": config.data.workers + 1, "total_steps": config.total_steps + 5})
+    train.check_resumable(other_workers, str(tmp_path))  # workers and length may change
+    with pytest.raises(ValueError, match="seed, batch_size"):
+        train.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size), str(tmp_path))

@@ -50,7 +50,9 @@ class AttentionPool(nn.Module):
             valid = position_mask(lengths, hidden.shape[1])
         weights = jax.nn.softmax(scores, axis=-1, where=valid)
         pooled = jnp.einsum("bt,btd->bd", weights, hidden.astype(jnp.float32))
-        return dense(self.latent_dim, self.d_model, self.dtype, "bottleneck")(pooled).astype(jnp.float32)
+        # float32 whatever the compute dtype: the latents meet in raw dot products, where bf16 rounding of
+        # the latent would reach the logits unscaled.
+        return dense(self.latent_dim, self.d_model, jnp.float32, "bottleneck")(pooled)
 
 
 class NumericEncoder(nn.Module):

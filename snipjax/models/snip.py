@@ -16,7 +16,7 @@ from snipjax.models.transformer import TransformerSpec
 Array = jax.Array
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-LOSS_KINDS = ("infonce", "clip", "siglip")
+LOSS_KINDS = ("infonce", "clip", "siglip")  # the model holds the similarity parameters each kind needs
 
 # Initial values of the learned similarity parameters: CLIP's temperature 0.07, SigLIP's t'=log 10 and b=-10.
 CLIP_INIT_LOG_SCALE = math.log(1 / 0.07)
