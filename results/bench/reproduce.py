@@ -45,7 +45,7 @@ def run(args: list[str]) -> list[dict]:
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    rows = [{"name": f"data {r['name']}", **r} for r in run(["data", "--seconds", "3" if quick else "10"])]
+    rows = [{**r, "name": f"data {r['name']}"} for r in run(["data", "--seconds", "3" if quick else "10"])]
     for name, args in TRAIN_CASES.items():
         if quick and name != "train tiny":
             continue
