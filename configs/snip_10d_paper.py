@@ -12,7 +12,7 @@ normalized, numeric input 3·11 float tokens per point, so the vocabulary and th
 
 What it should reach: no pretraining metric is published. Its downstream target is symbolic regression
 with the SNIP encoder + E2E decoder + latent optimization (SRBench, recomputed from the released results:
-Strogatz 13/14 and Feynman 105/119 at R² > 0.99; snip-facts.md §9). The released SNIP-10dmax converted with
+Strogatz 13/14 and Feynman 105/119 at R² > 0.99, from the released result files). The released SNIP-10dmax converted with
 snipjax.convert is the reference for the held-out retrieval accuracy logged here.
 """
 

@@ -6,7 +6,7 @@ Hardware: one GPU, as the official run (the official scripts pin one CUDA device
 training time are not published). Any mesh works: the batch is global. fp32 like the official run; add
 --config.model.dtype=bfloat16 for speed (configs/gpu_1d.py).
 
-Recipe (paper and official code, see shared/paper/snip-facts.md §3): numeric and symbolic encoders of 8
+Recipe (paper and official code: run_pretrain.sh, parsers.py): numeric and symbolic encoders of 8
 post-LN layers, d 512, 16 heads, FFN 2048, latent 512; expressions of one variable with 200 points, y min-max
 normalized; InfoNCE on raw dot products with τ = 1; batch 256; Adam, 10k warmup steps from 1e-7 to 4e-5 then
 inverse-sqrt decay, gradient clipping 0.5; 240k steps ≈ 61M pairs (the reviews' "60 million examples").

@@ -132,14 +132,16 @@ def _layer_count(state_dict: Mapping[str, Any], module: str) -> int | None:
     return max(layers) + 1 if layers else None
 
 
-def sizes_from_weights(state_dict: Mapping[str, Any]) -> dict[str, int]:
-    """Training arguments that the weights themselves fix (they win over the file's `params`)."""
-    sizes = {"latent_dim": _shape(state_dict, "encoder_y.bottleneck_module.fc1.weight")[0],
-             "enc_emb_dim": _shape(state_dict, "encoder_y.bottleneck_module.fc1.weight")[1],
-             "emb_emb_dim": _shape(state_dict, "embedder.embeddings.weight")[1],
-             "n_enc_layers": _layer_count(state_dict, "encoder_y"),
-             "n_dec_layers": _layer_count(state_dict, "decoder")}
-    return {name: value for name, value in sizes.items() if value is not None}
+def training_arguments(state_dict: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's `params`, completed from its weights: widths come from the weight shapes (they win over
+    `params`, and over the official parser's defaults); layer counts from the keys where `params` is silent."""
+    layers = {name: count for name, count in (("n_enc_layers", _layer_count(state_dict, "encoder_y")),
+                                              ("n_dec_layers", _layer_count(state_dict, "decoder")))
+              if count is not None}
+    bottleneck = _shape(state_dict, "encoder_y.bottleneck_module.fc1.weight")
+    widths = {"latent_dim": bottleneck[0], "enc_emb_dim": bottleneck[1],
+              "emb_emb_dim": _shape(state_dict, "embedder.embeddings.weight")[1]}
+    return {**layers, **params, **widths}
 
 
 def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool,
@@ -203,7 +205,7 @@ def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any]
     memory_length = None
     if sr:
         memory_length = _shape(state_dict, "mapper.linear1.weight")[0] // _param(params, "enc_emb_dim")
-    config = config_from_params({**params, **sizes_from_weights(state_dict)}, max_dim, sr, memory_length)
+    config = config_from_params(training_arguments(state_dict, params), max_dim, sr, memory_length)
 
     expected = _expected_shapes(config, sr)
     used = {key for key in state_dict if key.partition(".")[0] in required and not UNUSED_KEY.match(key)}

@@ -196,11 +196,12 @@ def test_released_layouts_convert_at_full_size(tsv, max_dim, n_dec_layers, loade
     shapes = layout(tsv, shrink=False)
     # Zero-stride arrays: the real shapes without allocating the real sizes.
     sd = {key: np.broadcast_to(np.float32(0), shape) for key, shape in shapes.items()}
-    params = {"max_input_dimension": max_dim, "latent_dim": 512}  # the rest: official defaults
-    if n_dec_layers:
-        params["n_dec_layers"] = n_dec_layers
-    config, converted = convert.convert_state_dicts(sd, params)
+    # Only Dmax given: widths come from the weight shapes, layer counts from the keys, heads from the defaults.
+    config, converted = convert.convert_state_dicts(sd, {"max_input_dimension": max_dim})
     assert (config.model.d_model, config.model.n_layers, config.model.n_heads) == (512, 8, 16)
+    assert config.model.latent_dim == 512
+    if n_dec_layers:
+        assert config.model.decoder.n_layers == n_dec_layers
     # Every loaded official parameter lands in snipjax, except the encoders' unused z_projection.
     official = sum(np.prod(shape) for key, shape in shapes.items()
                    if key.partition(".")[0] in loaded_modules and ".z_projection." not in key)

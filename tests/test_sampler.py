@@ -10,7 +10,7 @@ from snipjax.data.sampler import ExpressionSampler, SamplerSpec
 from snipjax.data.vocab import OPERATOR_ARITY
 from data_helpers import sampled_trees
 
-# The official weights (snip-facts.md §1.1): normalized unary probabilities, binary add/sub/mul at 1/3.
+# The official weights (`--operators_to_downsample`): normalized unary probabilities, binary add/sub/mul at 1/3.
 UNARY_PROBABILITY = {"sqrt": 5 / 17.4, "inv": 3 / 17.4, "pow2": 3 / 17.4, "abs": 1 / 17.4, "log": 1 / 17.4,
                      "exp": 1 / 17.4, "sin": 1 / 17.4, "cos": 1 / 17.4, "pow3": 1 / 17.4, "tan": 0.2 / 17.4,
                      "arctan": 0.2 / 17.4, "arcsin": 0.0, "arccos": 0.0}
