@@ -1,8 +1,9 @@
 """Devices and hosts: the ('data', 'fsdp') mesh, how arrays are sharded on it, and the multi-process start.
 
-Data parallelism here is `jax.jit` over global arrays laid out by `NamedSharding` (what `pjit` became when it
-was merged into `jit`; `pmap` is legacy): the batch axis is split over every device, large matrices are
-optionally split over 'fsdp', and the compiler inserts the collectives. No hand-written `psum`.
+Data parallelism here is `jax.jit` over global arrays laid out by `NamedSharding` (today's JAX merged the
+partitioned jit into `jit`, and the per-device map is legacy): the batch axis is split over every device,
+large matrices are optionally split over 'fsdp', and the compiler inserts the collectives. No hand-written
+`psum`.
 """
 
 from __future__ import annotations
