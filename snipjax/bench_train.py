@@ -19,7 +19,8 @@ from ml_collections import config_flags
 
 from snipjax import parallel
 from snipjax.data.pipeline import BatchProducer
-from snipjax.train_step import MODEL_INPUTS, make_steps
+from snipjax.data.tokens import point_width
+from snipjax.train_step import make_steps, model_inputs
 
 # Dense peak FLOP/s per chip by device kind and compute dtype. JAX runs float32 matmuls on TF32 tensor cores
 # on Hopper GPUs and on bfloat16 passes on TPUs by default, so those are the float32 peaks here (an H100's
@@ -54,7 +55,7 @@ def model_flops_per_step(config) -> float:
         pool = 4 * tokens * d + 2 * d * latent  # scores + weighted sum, then the bottleneck
         return m.n_layers * per_layer + pool
 
-    width = 3 * (config.data.max_dim + 1) * m.float_emb_dim  # concatenated float-token embeddings of a point
+    width = point_width(config.data.max_dim) * m.float_emb_dim  # concatenated float-token embeddings of a point
     embedder = 2 * config.data.n_points * (width * width + width * d)
     per_pair = embedder + encoder(config.data.n_points) + encoder(config.data.max_len)
     similarity = 2 * 2 * config.batch_size**2 * latent
@@ -78,7 +79,7 @@ def run(config, steps: int = 20, peak_flops: float | None = None) -> dict:
                              jax.process_count(), workers=config.data.workers)
 
     def next_batch():
-        return parallel.global_batch(mesh, {k: v for k, v in producer.next()[1].items() if k in MODEL_INPUTS})
+        return parallel.global_batch(mesh, model_inputs(producer.next()[1]))
 
     try:
         batch = next_batch()

@@ -18,13 +18,15 @@ import sys
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from snipjax import models
 from snipjax.checkpoint import export_params
 from snipjax.config import default_config
+from snipjax.data.tokens import point_width
+from snipjax.data.vocab import TOKENS_PER_FLOAT
+from snipjax.train_step import MODEL_INPUTS, example_inputs
 
 ENCODER_MODULES = ("embedder", "encoder_y", "encoder_f")  # a pretrained SNIP encoder pair
 SR_MODULES = ("embedder", "encoder_y", "mapper", "decoder")  # the symbolic-regression release
@@ -46,7 +48,6 @@ SUPPORTED_VALUES = {
     "dec_positional_embeddings": ("learnable", "sinusoidal"),
 }
 N_MAX_POSITIONS = 4096  # the official position table size
-TOKENS_PER_POINT_DIM = 3  # sign, mantissa, exponent per float
 
 # Flax parameter path ('/'-joined) → PyTorch key: rewrite rules applied in order, then '/' becomes '.'.
 PATH_RULES = (
@@ -103,7 +104,7 @@ def _check_max_dim(state_dict, params, max_dim: int | None) -> int:
     """The Dmax the embedder weights were built for, checked against the file's params and the caller's Dmax."""
     float_emb_dim = _shape(state_dict, "embedder.embeddings.weight")[1]
     width = _shape(state_dict, "embedder.hidden_layers.0.weight")[1]
-    file_max_dim = width // (TOKENS_PER_POINT_DIM * float_emb_dim) - 1
+    file_max_dim = width // (TOKENS_PER_FLOAT * float_emb_dim) - 1
     described = (f"the embedder weights are for Dmax={file_max_dim} (embedder.hidden_layers.0.weight is "
                  f"{width} wide = 3·({file_max_dim}+1)·{float_emb_dim})")
     stated = params.get("max_input_dimension")
@@ -111,7 +112,7 @@ def _check_max_dim(state_dict, params, max_dim: int | None) -> int:
         raise ValueError(f"the checkpoint's params say max_input_dimension={stated}, but {described}; "
                          "the file is inconsistent")
     if max_dim is not None and max_dim != file_max_dim:
-        expected_width = TOKENS_PER_POINT_DIM * (max_dim + 1) * float_emb_dim
+        expected_width = point_width(max_dim) * float_emb_dim
         raise ValueError(f"Dmax={max_dim} was asked for (embedder input {expected_width} wide), but {described}. "
                          f"Pass --max-dim {file_max_dim} (or leave it out) and use config.data.max_dim="
                          f"{file_max_dim} with this model")
@@ -176,9 +177,8 @@ def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool,
 
 def _expected_shapes(config: ml_collections.ConfigDict, sr: bool) -> dict:
     model = models.make_sr_model(config) if sr else models.make_snip(config)
-    points = jnp.zeros((1, 1, TOKENS_PER_POINT_DIM * (config.data.max_dim + 1)), jnp.int32)
-    tokens, lengths = jnp.zeros((1, 1), jnp.int32), jnp.ones((1,), jnp.int32)
-    return jax.eval_shape(model.init, jax.random.key(0), points, tokens, lengths)["params"]
+    inputs = example_inputs(config)
+    return jax.eval_shape(model.init, jax.random.key(0), *(inputs[k] for k in MODEL_INPUTS))["params"]
 
 
 def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any],

@@ -24,7 +24,7 @@ from ml_collections import config_flags
 
 from snipjax import checkpoint, parallel
 from snipjax.data.pipeline import BatchProducer, make_batch
-from snipjax.train_step import MODEL_INPUTS, make_steps
+from snipjax.train_step import make_steps, model_inputs
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out pairs come from their own seed stream, disjoint from training's
 
@@ -149,7 +149,7 @@ def held_out_batch(config, mesh) -> dict[str, jax.Array]:
     per_process = config.eval_size // jax.process_count()
     start = jax.process_index() * per_process
     local = make_batch(config.data, config.seed + EVAL_SEED_OFFSET, np.arange(start, start + per_process))
-    return parallel.global_batch(mesh, {k: local[k] for k in MODEL_INPUTS})
+    return parallel.global_batch(mesh, model_inputs(local))
 
 
 def evaluate(steps, state, eval_batch, writer: MetricWriter) -> dict[str, float]:
@@ -186,7 +186,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         for data_step in range(start, config.total_steps):
             tick = time.perf_counter()
             _, local = producer.next()
-            batch = parallel.global_batch(mesh, {k: local[k] for k in MODEL_INPUTS})
+            batch = parallel.global_batch(mesh, model_inputs(local))
             data_s = time.perf_counter() - tick
             state, metrics = steps.train(state, batch)
             step = data_step + 1  # updates done

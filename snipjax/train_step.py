@@ -13,15 +13,21 @@ import jax.numpy as jnp
 import optax
 
 from snipjax import losses, models, optim, parallel
+from snipjax.data.tokens import point_width
 
 MODEL_INPUTS = ("points", "symbols", "symbol_len")  # the batch fields the model reads, in call order
 
 
+def model_inputs(batch: dict) -> dict:
+    """The fields of a data batch that the model reads."""
+    return {k: batch[k] for k in MODEL_INPUTS}
+
+
 def example_inputs(config, batch_size: int = 1) -> dict[str, jax.ShapeDtypeStruct]:
     """Shapes and dtypes of one batch of model inputs (what `init` traces with)."""
-    width = 3 * (config.data.max_dim + 1)  # sign, mantissa, exponent of each x_i and of y
     return {
-        "points": jax.ShapeDtypeStruct((batch_size, config.data.n_points, width), jnp.int32),
+        "points": jax.ShapeDtypeStruct((batch_size, config.data.n_points, point_width(config.data.max_dim)),
+                                       jnp.int32),
         "symbols": jax.ShapeDtypeStruct((batch_size, config.data.max_len), jnp.int32),
         "symbol_len": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
     }

@@ -16,7 +16,7 @@ from jax.sharding import PartitionSpec as P
 
 from snipjax import checkpoint, models, parallel, train
 from snipjax.data.pipeline import make_batch
-from snipjax.train_step import MODEL_INPUTS, make_loss_fn, make_steps
+from snipjax.train_step import MODEL_INPUTS, make_loss_fn, make_steps, model_inputs
 from training_helpers import read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +29,7 @@ def mesh_config(data, fsdp):
 def host_batch(config, step=0):
     indices = np.arange(step * config.batch_size, (step + 1) * config.batch_size)
     local = make_batch(config.data, config.seed, indices)
-    return {k: local[k] for k in MODEL_INPUTS}
+    return model_inputs(local)
 
 
 def assert_trees_close(actual, expected, rtol=1e-5):

@@ -14,7 +14,7 @@ import pytest
 
 from snipjax import bench_train, checkpoint, models, parallel, train
 from snipjax.data.pipeline import make_batch
-from snipjax.train_step import MODEL_INPUTS, example_inputs, make_loss_fn, make_steps
+from snipjax.train_step import MODEL_INPUTS, example_inputs, make_loss_fn, make_steps, model_inputs
 from training_helpers import read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +57,7 @@ def test_train_step_compiles_once():
     state = steps.init(jax.random.key(0))
     for step in range(3):
         local = make_batch(config.data, 0, np.arange(step * 16, step * 16 + 16))
-        batch = parallel.global_batch(mesh, {k: local[k] for k in MODEL_INPUTS})
+        batch = parallel.global_batch(mesh, model_inputs(local))
         state, _ = steps.train(state, batch)
         steps.evaluate(state["params"], batch)
     assert steps.train._cache_size() == 1

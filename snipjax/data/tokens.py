@@ -11,6 +11,11 @@ from snipjax.data.expressions import Expression, is_constant
 from snipjax.data.vocab import TOKENS_PER_FLOAT, get_vocab
 
 
+def point_width(max_dim: int) -> int:
+    """Tokens per point: sign, mantissa and exponent of x_0..x_{max_dim-1} and of y."""
+    return TOKENS_PER_FLOAT * (max_dim + 1)
+
+
 def encode_points(x, y, max_dim: int) -> np.ndarray:
     """int32 [N, 3 * (max_dim + 1)]: the tokens of x_0..x_{D-1}, `<INPUT_PAD>` for missing dims, then y."""
     return encode_point_sets([x], [y], max_dim)[0]
@@ -45,7 +50,7 @@ def encode_point_sets(xs: Sequence, ys: Sequence, max_dim: int) -> np.ndarray:
     ids = floats.encode(values)
     for row, dim in enumerate(dims):
         ids[row, :, dim:max_dim] = get_vocab(max_dim).input_pad_id
-    return ids.reshape(len(ys), n, TOKENS_PER_FLOAT * (max_dim + 1))
+    return ids.reshape(len(ys), n, point_width(max_dim))
 
 
 def sequence_length(expression: Expression) -> int:
