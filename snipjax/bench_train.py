@@ -20,7 +20,8 @@ from ml_collections import config_flags
 from snipjax import parallel
 from snipjax.data.pipeline import BatchProducer
 from snipjax.data.tokens import point_width
-from snipjax.train_step import make_steps, model_inputs
+from snipjax.train import model_inputs, pretraining_task
+from snipjax.train_step import make_steps
 
 # Dense peak FLOP/s per chip by device kind and compute dtype. JAX runs float32 matmuls on TF32 tensor cores
 # on Hopper GPUs and on bfloat16 passes on TPUs by default, so those are the float32 peaks here (an H100's
@@ -73,7 +74,7 @@ def run(config, steps: int = 20, peak_flops: float | None = None) -> dict:
     """Benchmark `steps` train steps of `config` after a warm-up step; `peak_flops` per device overrides the
     table (needed for MFU on CPUs and unlisted chips)."""
     mesh = parallel.make_mesh(config.mesh)
-    compiled = make_steps(config, mesh)
+    compiled = make_steps(pretraining_task(config), config, mesh)
     state = compiled.init(jax.random.key(config.seed))
     producer = BatchProducer(config.data, config.seed, config.batch_size, jax.process_index(),
                              jax.process_count(), workers=config.data.workers)

@@ -29,6 +29,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.norm = "post"  # 'post' (official) | 'pre'
     config.model.ln_eps = 1e-12
     config.model.pool_mask = False  # official: pooling softmax over all positions; True masks padding
+    config.model.float_init = "official"  # float-token embeddings: random (official) | 'value' (codes of values)
     config.model.dtype = "float32"  # compute dtype: 'float32' | 'bfloat16' (params stay float32)
 
     config.loss = ml_collections.ConfigDict()
@@ -55,4 +56,33 @@ def default_config() -> ml_collections.ConfigDict:
     config.mesh.data = -1  # -1: all devices the other axis leaves
     config.mesh.fsdp = 1
     config.mesh.fsdp_min_size = 2**18  # matrices with fewer elements stay replicated
+    return config
+
+
+def property_config() -> ml_collections.ConfigDict:
+    """Property prediction as the official code runs it (run_train_proppred.sh, eval_proppred.py): an MLP head
+    (latent → 128 → 1, MSE) on the SNIP-1d symbolic encoder; 10k training and 1k test expressions of one
+    variable; batch 16, Adam 1e-5 with the official warmup and inverse-sqrt decay, clipping 0.5.
+
+    `model` and `data.max_dim` describe the encoder; with `pretrained` they come from the checkpoint, which
+    must match `data.max_dim` and `model.latent_dim`.
+    """
+    config = default_config()
+    config.property = "ncr"  # ncr | upward | yavg | oscillation, or of the formula: n_ops | depth | periodic |
+    #                          exponential | logarithmic | dim
+    config.mode = "frozen"  # supervised | frozen | finetuned
+    config.pretrained = ""  # a pretraining workdir, an export dir or a converted official checkpoint
+    config.data.property_y = "raw"  # official: labels from raw y (the export runs without --normalize_y)
+    config.n_train = 10_000
+    config.n_test = 1_000
+    config.test_min_binary_ops_per_dim = 0  # 0: the training sampler; 3: as eval_proppred.py sets "for 1D"
+    config.head_hidden = 128
+    config.optim.lr = 1e-5
+    config.batch_size = 16
+    config.eval_batch_size = 200  # the test set is evaluated in chunks of this many
+    # The official run sets no end (--max_epoch 100000, 625 steps per epoch); 100 epochs of the 10k set here.
+    config.total_steps = 62_500
+    config.log_every = 100
+    config.eval_every = 6_250
+    config.checkpoint_every = 6_250
     return config

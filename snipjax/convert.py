@@ -26,7 +26,7 @@ from snipjax.checkpoint import export_params
 from snipjax.config import default_config
 from snipjax.data.tokens import point_width
 from snipjax.data.vocab import TOKENS_PER_FLOAT
-from snipjax.train_step import MODEL_INPUTS, example_inputs
+from snipjax.train import MODEL_INPUTS, example_inputs
 
 ENCODER_MODULES = ("embedder", "encoder_y", "encoder_f")  # a pretrained SNIP encoder pair
 SR_MODULES = ("embedder", "encoder_y", "mapper", "decoder")  # the symbolic-regression release

@@ -30,12 +30,14 @@ def contrastive_loss(out: dict[str, Array], kind: str, logits_sharding=None) -> 
     `logits_sharding`: out_sharding of the B×B similarity matmul (needed under explicit mesh axis types).
     Metrics: loss; top1/top5 retrieval accuracy numeric→symbolic (`*_n2s`) and symbolic→numeric (`*_s2n`);
     mean similarity of matched (`pos_sim`) and unmatched (`neg_sim`) pairs (cosine for clip/siglip);
-    the logit scale in use (`logit_scale`).
+    the logit scale in use (`logit_scale`); the mean L2 norm of the raw latents (`z_norm_n`, `z_norm_s`).
     """
     if kind not in KINDS:
         raise ValueError(f"loss kind must be one of {KINDS}, got {kind!r}")
     z_n = out["z_numeric"].astype(jnp.float32)
     z_s = out["z_symbolic"].astype(jnp.float32)
+    latent_norms = {"z_norm_n": jnp.mean(jnp.linalg.norm(z_n, axis=-1)),
+                    "z_norm_s": jnp.mean(jnp.linalg.norm(z_s, axis=-1))}
     if kind != "infonce":
         z_n, z_s = _normalize(z_n), _normalize(z_s)
     scale = out["logit_scale"].astype(jnp.float32)
@@ -82,5 +84,6 @@ def contrastive_loss(out: dict[str, Array], kind: str, logits_sharding=None) -> 
         "pos_sim": jnp.mean(positive),
         "neg_sim": (jnp.sum(sim_n2s) - jnp.sum(positive)) / max(batch * (batch - 1), 1),
         "logit_scale": scale,
+        **latent_norms,
     }
     return loss, metrics

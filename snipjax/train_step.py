@@ -1,7 +1,10 @@
-"""The train state and its compiled functions: sharded init, the jitted train step and the eval step.
+"""What a training task hands the shared loop, and the compiled functions built from it.
 
-The state is a plain dict `{step, params, opt_state}`. `step` counts the updates done; update `k` (0-based)
-uses the data stream's batch `k` and leaves `step = k + 1`. There is no dropout, so the state holds no RNG key.
+A task (pretraining, property prediction, decoder training) is its parameters, its loss, its batches and its
+evaluation; `snipjax.trainer.run` does the rest. The train state is a plain dict `{step, params, opt_state}`
+plus `frozen` when the task keeps parameters out of training: the optimizer never sees those, so they get no
+gradients, no moments and stay bit-identical. `step` counts the updates done; update `k` (0-based) uses the
+data stream's batch `k` and leaves `step = k + 1`. There is no dropout, so the state holds no RNG key.
 """
 
 from __future__ import annotations
@@ -12,35 +15,35 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from snipjax import losses, models, optim, parallel
-from snipjax.data.tokens import point_width
+from snipjax import optim, parallel
 
-MODEL_INPUTS = ("points", "symbols", "symbol_len")  # the batch fields the model reads, in call order
-
-
-def model_inputs(batch: dict) -> dict:
-    """The fields of a data batch that the model reads."""
-    return {k: batch[k] for k in MODEL_INPUTS}
+Params = Any
 
 
-def example_inputs(config, batch_size: int = 1) -> dict[str, jax.ShapeDtypeStruct]:
-    """Shapes and dtypes of one batch of model inputs (what `init` traces with)."""
-    return {
-        "points": jax.ShapeDtypeStruct((batch_size, config.data.n_points, point_width(config.data.max_dim)),
-                                       jnp.int32),
-        "symbols": jax.ShapeDtypeStruct((batch_size, config.data.max_len), jnp.int32),
-        "symbol_len": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
-    }
+class Task(NamedTuple):
+    """One training program's pieces; every function is pure except `batches`, which makes a batch source.
 
+    init:          key -> (trainable params, frozen params or {}); run once, already sharded by the loop.
+    loss:          (params, frozen, batch) -> (scalar loss, metrics dict), over the global batch.
+    example_batch: {name: ShapeDtypeStruct} of one global batch: the fields the loss reads (others are dropped).
+    batches:       start_step -> a source whose `next()` gives (step, host-local batch) for start_step, ...
+                   and `close()`; batch k must depend on k alone, so that a resumed run sees the same data.
+    eval_batches:  host-local held-out batches, the same at every evaluation (fields as example_batch).
+    evaluate:      (params, frozen, batch) -> pytree of arrays, one held-out batch's outputs (jitted).
+    summarize:     outputs of all eval batches (host numpy) -> {metric: float}, the evaluation that is logged.
+    progress:      (metric, label) pairs the progress line shows after the loss.
+    resume_keys:   config keys that decide the data stream and the state: resuming with others is refused.
+    """
 
-def make_loss_fn(model, loss_kind: str) -> Callable:
-    """`loss_fn(params, batch) -> (loss, metrics)`: both encoders and the contrastive loss over the batch."""
-
-    def loss_fn(params, batch):
-        out = model.apply({"params": params}, *(batch[k] for k in MODEL_INPUTS))
-        return losses.contrastive_loss(out, kind=loss_kind)
-
-    return loss_fn
+    init: Callable[[jax.Array], tuple[Params, Params]]
+    loss: Callable[[Params, Params, dict], tuple[jax.Array, dict]]
+    example_batch: dict[str, jax.ShapeDtypeStruct]
+    batches: Callable[[int], Any]
+    eval_batches: list[dict]
+    evaluate: Callable[[Params, Params, dict], Any]
+    summarize: Callable[[list], dict[str, float]]
+    progress: tuple[tuple[str, str], ...] = ()
+    resume_keys: tuple[str, ...] = ("seed", "batch_size", "data", "model", "loss", "optim.kind")
 
 
 class Steps(NamedTuple):
@@ -49,32 +52,30 @@ class Steps(NamedTuple):
     abstract_state: Any  # ShapeDtypeStructs carrying their shardings: what a checkpoint restores into
     init: Callable  # key -> state, created already sharded
     train: Callable  # (state, batch) -> (state, metrics); donates the state it is given
-    evaluate: Callable  # (params, batch) -> metrics
+    evaluate: Callable  # (params, frozen, batch) -> the task's eval outputs
 
 
-def make_steps(config, mesh: jax.sharding.Mesh) -> Steps:
+def make_steps(task: Task, config, mesh: jax.sharding.Mesh) -> Steps:
     """Build and jit the run's functions; parameters and optimizer state are laid out by shape
-    (`parallel.shard_by_shape`), batches split over all devices, metrics replicated."""
-    model = models.make_snip(config)
-    loss_fn = make_loss_fn(model, config.loss.kind)
+    (`parallel.shard_by_shape`), batches split over all devices, metrics and eval outputs replicated."""
     optimizer = optim.make_optimizer(config.optim, config.total_steps)
     schedule = optim.learning_rate_schedule(config.optim, config.total_steps)
 
     def init(key):
-        inputs = {k: jnp.zeros(s.shape, s.dtype) for k, s in example_inputs(config).items()}
-        params = model.init(key, *(inputs[k] for k in MODEL_INPUTS))["params"]
-        return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": optimizer.init(params)}
+        params, frozen = task.init(key)
+        state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": optimizer.init(params)}
+        if frozen:
+            state["frozen"] = frozen
+        return state
 
     def train_step(state, batch):
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state["params"], batch)
+        frozen = state.get("frozen", {})
+        grads, metrics = jax.grad(task.loss, has_aux=True)(state["params"], frozen, batch)
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         metrics = {**metrics, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state["step"])}
-        new_state = {"step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
+        new_state = {**state, "step": state["step"] + 1, "params": optax.apply_updates(state["params"], updates),
                      "opt_state": opt_state}
         return new_state, metrics
-
-    def eval_step(params, batch):
-        return loss_fn(params, batch)[1]
 
     abstract = jax.eval_shape(init, jax.random.key(0))
     shardings = parallel.shard_by_shape(mesh, abstract, config.mesh.fsdp_min_size)
@@ -85,5 +86,6 @@ def make_steps(config, mesh: jax.sharding.Mesh) -> Steps:
         init=jax.jit(init, out_shardings=shardings),
         train=jax.jit(train_step, in_shardings=(shardings, batch), out_shardings=(shardings, replicated),
                       donate_argnums=0),
-        evaluate=jax.jit(eval_step, in_shardings=(shardings["params"], batch), out_shardings=replicated),
+        evaluate=jax.jit(task.evaluate, in_shardings=(shardings["params"], shardings.get("frozen", {}), batch),
+                         out_shardings=replicated),
     )

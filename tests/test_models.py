@@ -157,3 +157,28 @@ def test_invalid_config_is_rejected(field, value, message):
     config[section][key] = value
     with pytest.raises(ValueError, match=message):
         models.make_snip(config)
+
+
+def test_value_initialised_float_embeddings_place_near_values_near_each_other():
+    import jax
+    from snipjax.data import floats
+    from snipjax.data.vocab import get_vocab
+    from snipjax.models.float_init import float_embedding_init
+
+    vocab = get_vocab(1)
+    dim, offset = 32, vocab.n_symbols
+    table = np.asarray(float_embedding_init("value", dim, offset)(jax.random.key(0), (vocab.equation_size, dim)))
+    sign, mantissa, exponent = (floats.token_meanings()[i] for i in range(3))
+    row = {m: offset + int(np.flatnonzero(mantissa == m)[0]) for m in (5000, 5001, 9000)}
+    near = np.linalg.norm(table[row[5000]] - table[row[5001]])
+    far = np.linalg.norm(table[row[5000]] - table[row[9000]])
+    assert near < 0.2 * far
+    e = {k: offset + int(np.flatnonzero(exponent == k)[0]) for k in (-3, -2, 40)}
+    assert np.linalg.norm(table[e[-3]] - table[e[-2]]) < np.linalg.norm(table[e[-3]] - table[e[40]])
+    plus, minus = (offset + int(np.flatnonzero(sign == s)[0]) for s in (1.0, -1.0))
+    assert np.linalg.norm(table[plus] - table[minus]) == pytest.approx(np.sqrt(2), rel=1e-5)  # opposite codes
+    official = np.asarray(float_embedding_init("official", dim)(jax.random.key(0), (vocab.equation_size, dim)))
+    np.testing.assert_array_equal(table[:offset], official[:offset])  # the symbols keep the official draw
+    assert abs(np.mean(np.linalg.norm(table[offset + 15:], axis=1)) - 1.0) < 0.15  # unit norm, as official rows
+    with pytest.raises(ValueError, match="float_init"):
+        float_embedding_init("sorted", dim)

@@ -16,7 +16,8 @@ from jax.sharding import PartitionSpec as P
 
 from snipjax import checkpoint, models, parallel, train
 from snipjax.data.pipeline import make_batch
-from snipjax.train_step import MODEL_INPUTS, make_loss_fn, make_steps, model_inputs
+from snipjax.train import MODEL_INPUTS, make_loss_fn, model_inputs, pretraining_task
+from snipjax.train_step import make_steps
 from training_helpers import read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,7 +118,8 @@ def test_fsdp_equals_replicated():
     """Gradients, metrics and trained parameters with FSDP-sharded parameters equal replicated ones."""
     config = small_config(**{"mesh.fsdp": 2, "mesh.fsdp_min_size": 1024})
     fsdp_mesh, replicated_mesh = parallel.make_mesh(config.mesh), parallel.make_mesh(mesh_config(-1, 1))
-    fsdp_steps, replicated_steps = make_steps(config, fsdp_mesh), make_steps(config, replicated_mesh)
+    task = pretraining_task(config)
+    fsdp_steps, replicated_steps = make_steps(task, config, fsdp_mesh), make_steps(task, config, replicated_mesh)
     fsdp_state = fsdp_steps.init(jax.random.key(0))
     split = [leaf.sharding.spec for leaf in jax.tree.leaves(fsdp_state["params"]) if "fsdp" in leaf.sharding.spec]
     assert split, "some matrices should be split over 'fsdp'"

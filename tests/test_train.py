@@ -1,6 +1,7 @@
 """The training program: the real loop on a shrunken config, exact resume, stops, configs."""
 
 import glob
+import json
 import importlib.util
 import os
 import signal
@@ -12,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snipjax import bench_train, checkpoint, models, parallel, train
+from snipjax import bench_train, checkpoint, models, parallel, train, trainer
 from snipjax.data.pipeline import make_batch
-from snipjax.train_step import MODEL_INPUTS, example_inputs, make_loss_fn, make_steps, model_inputs
+from snipjax.train import MODEL_INPUTS, example_inputs, make_loss_fn, model_inputs, pretraining_task
+from snipjax.train_step import make_steps
 from training_helpers import read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,13 +55,13 @@ def test_training_program_runs_and_writes_its_outputs(tmp_path):
 def test_train_step_compiles_once():
     config = small_config()
     mesh = parallel.make_mesh(config.mesh)
-    steps = make_steps(config, mesh)
+    steps = make_steps(pretraining_task(config), config, mesh)
     state = steps.init(jax.random.key(0))
     for step in range(3):
         local = make_batch(config.data, 0, np.arange(step * 16, step * 16 + 16))
         batch = parallel.global_batch(mesh, model_inputs(local))
         state, _ = steps.train(state, batch)
-        steps.evaluate(state["params"], batch)
+        steps.evaluate(state["params"], {}, batch)
     assert steps.train._cache_size() == 1
     assert steps.evaluate._cache_size() == 1
     assert int(state["step"]) == 3
@@ -96,6 +98,9 @@ def test_run_killed_and_resumed_equals_uninterrupted_run(tmp_path):
 
     train.train_and_evaluate(config, str(tmp_path / "resumed"))  # steps 4 and 5 again, then 6 and 7
     train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+    logged = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [r["step"] for r in logged if r["split"] == "train"]
+    assert train_steps == [1, 2, 3, 4, 5, 6, 7]  # the steps after the checkpoint are logged once, in order
     for split in ("train", "eval"):
         assert_same_records(read_metrics(tmp_path / "resumed", split), read_metrics(tmp_path / "uninterrupted", split))
     resumed, uninterrupted = (checkpoint.load_params(tmp_path / run)[1] for run in ("resumed", "uninterrupted"))
@@ -118,7 +123,7 @@ def test_sigterm_saves_and_stops_at_the_next_step(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_names_the_update_and_its_samples():
-    window = train.TrainWindow(global_batch_size=32)
+    window = trainer.TrainWindow(global_batch_size=32)
     window.add(4, {"loss": np.float32(1.0)}, data_s=0.0)
     window.add(5, {"loss": np.float32(np.nan)}, data_s=0.0)
     with pytest.raises(FloatingPointError, match=r"update 5 \(data step 4: global samples 128\.\.159\)"):
@@ -126,16 +131,17 @@ def test_non_finite_loss_names_the_update_and_its_samples():
 
 
 def test_progress_line_shows_loss_accuracy_throughput_and_eta():
-    window = train.TrainWindow(global_batch_size=32)
+    window = trainer.TrainWindow(global_batch_size=32)
     window.add(1, {"loss": 2.5, "top1_n2s": 0.25, "top1_s2n": 0.125}, data_s=0.001)
-    line = train.progress_line(10, 300, window.summary(remaining_steps=290))
-    assert line.startswith("step  10/300 | loss 2.5000 | top1 n→s 0.250 s→n 0.125 | ")
+    shown = (("top1_n2s", "top1 n→s"), ("top1_s2n", "top1 s→n"))
+    line = trainer.progress_line(10, 300, window.summary(remaining_steps=290), shown)
+    assert line.startswith("step  10/300 | loss 2.5000 | top1 n→s 0.250 | top1 s→n 0.125 | ")
     assert "samples/s" in line and "data 1.0 ms" in line and "ETA" in line
 
 
 def test_batch_that_does_not_split_over_devices_is_refused():
     with pytest.raises(ValueError, match="multiple of the 8 devices"):
-        train.check_config(small_config(batch_size=12))
+        trainer.check_batch_sizes(small_config(batch_size=12), {"batch_size": 12})
 
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -188,6 +194,8 @@ def test_resuming_with_a_config_that_changes_the_data_stream_is_refused(tmp_path
     (tmp_path / "checkpoints").mkdir()
     checkpoint.write_config(str(tmp_path), config)
     other_workers = small_config(**{"data.workers": config.data.workers + 1, "total_steps": config.total_steps + 5})
-    train.check_resumable(other_workers, str(tmp_path))  # workers and length may change
+    keys = pretraining_task(config).resume_keys
+    trainer.check_resumable(other_workers, str(tmp_path), keys)  # workers and length may change
     with pytest.raises(ValueError, match="seed, batch_size"):
-        train.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size), str(tmp_path))
+        trainer.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size),
+                                str(tmp_path), keys)

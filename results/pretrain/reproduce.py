@@ -1,15 +1,20 @@
-"""Reproduce results/pretrain/: a small 1-D SNIP pretrained on the CPU, with its retrieval curve.
+"""Reproduce results/pretrain/: which recipe makes a small SNIP learn on a CPU, and the final CPU encoders.
 
-  python results/pretrain/reproduce.py [--workdir=runs/pretrain_cpu_1d] [--config.key=value ...]
-  python results/pretrain/reproduce.py --report-only   # redraw curve.png and README.md from the recorded run
+  python results/pretrain/reproduce.py ablation [--minutes 3]   # every variant for the same wall-clock minutes
+  python results/pretrain/reproduce.py final                     # configs/cpu_1d.py, then configs/cpu_10d.py
+  python results/pretrain/reproduce.py report                    # README.md and the PNGs from the recorded runs
 
-Runs the training program on configs/cpu_1d.py, then writes, next to this script: metrics.jsonl (the run's
-own log), metrics.json (command, config, machine, date, wall time, final and best held-out retrieval),
-curve.png (held-out retrieval in both directions and the loss, against the step) and README.md.
+Each ablation variant is configs/tiny.py with the keys that shape the run overridden (`ABLATION`). Equal
+wall-clock: a short benchmark of the variant's train step (`python -m snipjax.bench train`) gives its
+samples/s, from which its step count for `--minutes` follows; a cosine schedule then ends at that step. The
+runs record held-out 256-way retrieval every sixth of the run, the latent norms, the logit scale and the
+gradient norm. Everything is written next to this script: ablation.json, ablation.png, final_<name>.json,
+final_<name>.jsonl, curve.png and README.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -22,7 +27,36 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CONFIG = "configs/cpu_1d.py"
+ABLATION_BASE = "configs/tiny.py"  # every key that shapes the run is overridden below
+FINAL_CONFIGS = {"cpu_1d": "configs/cpu_1d.py", "cpu_10d": "configs/cpu_10d.py"}
+
+# The short-run optimizer every non-official variant shares unless it names another one.
+SHORT_RUN = {"optim.kind": "adamw_cosine", "optim.lr": 2e-3, "optim.weight_decay": 0.0}
+OFFICIAL_ARCH = {"loss.kind": "infonce", "model.norm": "post", "model.numeric_positions": True,
+                 "model.pool_mask": False, "model.float_init": "official", "data.max_len": 200,
+                 "batch_size": 64, "model.d_model": 64, "model.n_layers": 2, "model.d_ff": 128,
+                 "model.n_heads": 4, "model.latent_dim": 64}
+BASE = {**OFFICIAL_ARCH, **SHORT_RUN}
+ABLATION: dict[str, dict] = {
+    "official recipe (Adam 4e-5, 10k warmup, inverse sqrt)": {
+        **OFFICIAL_ARCH, "optim.kind": "adam_inverse_sqrt", "optim.lr": 4e-5, "optim.warmup_steps": 10_000},
+    "base: official loss and model, AdamW 2e-3 cosine": BASE,
+    "+ float tokens initialised from their values": {**BASE, "model.float_init": "value"},
+    "+ CLIP loss (cosine, learned temperature)": {**BASE, "loss.kind": "clip"},
+    "+ SigLIP loss": {**BASE, "loss.kind": "siglip"},
+    "+ pre-LN": {**BASE, "model.norm": "pre"},
+    "+ no positions on the points": {**BASE, "model.numeric_positions": False},
+    "+ masked pooling, symbols cut at 80 positions": {**BASE, "model.pool_mask": True, "data.max_len": 80},
+    "+ lr 5e-3": {**BASE, "optim.lr": 5e-3},
+    "+ batch 128": {**BASE, "batch_size": 128},
+    "+ width 128 (4 heads, FFN 256, latent 128)": {**BASE, "model.d_model": 128, "model.d_ff": 256,
+                                                   "model.latent_dim": 128},
+    "+ depth 4": {**BASE, "model.n_layers": 4},
+}
+
+
+# Keys that change what a step costs (loss kind, norm placement, positions and initialisation barely do).
+COST_KEYS = ("batch_size", "model.d_model", "model.n_layers", "model.d_ff", "model.latent_dim", "data.max_len")
 
 
 def machine() -> dict:
@@ -33,100 +67,194 @@ def machine() -> dict:
             "devices": [str(d) for d in jax.devices()]}
 
 
-def read_metrics(path: Path) -> list[dict]:
+def flags_of(overrides: dict) -> list[str]:
+    return [f"--config.{k}={v}" for k, v in overrides.items()]
+
+
+def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot(rows: list[dict], eval_size: int, out: Path) -> None:
+def samples_per_second(config: str, overrides: dict) -> float:
+    """The variant's training throughput from a short `bench train` run (data producer included)."""
+    out = subprocess.run([sys.executable, "-m", "snipjax.bench", "train", f"--config={config}", "--steps=8",
+                          *flags_of(overrides)], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["samples_per_s"]
+
+
+def train(config: str, overrides: dict, workdir: str) -> tuple[list[dict], float, str]:
+    """A fresh training run; returns its metrics rows, wall seconds and the command as typed."""
+    shutil.rmtree(ROOT / workdir, ignore_errors=True)
+    command = [sys.executable, "-m", "snipjax.train", f"--config={config}", f"--workdir={workdir}",
+               *flags_of(overrides)]
+    shown = " ".join(["python", *command[1:]])
+    print(f"running: {shown}", flush=True)
+    start = time.time()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return read_jsonl(ROOT / workdir / "metrics.jsonl"), time.time() - start, shown
+
+
+def cost_key(overrides: dict) -> str:
+    """The overrides that change the cost of a step; variants equal in these share one throughput probe."""
+    return json.dumps({k: overrides[k] for k in COST_KEYS if k in overrides}, sort_keys=True)
+
+
+def run_ablation(minutes: float) -> None:
+    """Every variant for the same minutes. The throughput probes run first, back to back, one per step cost
+    (`COST_KEYS`), so that the step counts come from one machine state; the runs are then fixed by their step
+    counts and their results do not depend on what else the machine does meanwhile."""
+    out = HERE / "ablation.json"
+    done = json.loads(out.read_text()) if out.exists() else {"variants": [], "probes": {}}
+    for overrides in ABLATION.values():
+        key = cost_key(overrides)
+        if key not in done["probes"]:
+            done["probes"][key] = samples_per_second(ABLATION_BASE, overrides)
+            out.write_text(json.dumps(done, indent=1) + "\n")
+    finished = {v["name"] for v in done["variants"]}
+    for i, (name, overrides) in enumerate(ABLATION.items()):
+        if name in finished:  # an interrupted ablation resumes with the next variant
+            continue
+        rate = done["probes"][cost_key(overrides)]
+        steps = max(60, int(minutes * 60 * rate / overrides["batch_size"]))
+        schedule = {} if overrides["optim.kind"] == "adam_inverse_sqrt" else {"optim.warmup_steps": steps // 10}
+        run = {**overrides, **schedule, "total_steps": steps, "eval_every": max(steps // 6, 1),
+               "log_every": max(steps // 30, 1), "checkpoint_every": steps}
+        rows, wall, command = train(ABLATION_BASE, run, f"runs/ablation/{i:02d}")
+        evals = [r for r in rows if r["split"] == "eval"]
+        done["variants"].append({"name": name, "overrides": run, "bench_samples_per_s": rate, "steps": steps,
+                                 "wall_s": round(wall, 1), "command": command, "final": evals[-1],
+                                 "evals": evals, "train": [r for r in rows if r["split"] == "train"]})
+        done.update(minutes=minutes, machine=machine(), date=datetime.date.today().isoformat())
+        out.write_text(json.dumps(done, indent=1) + "\n")
+    report()
+
+
+def run_final(names: list[str]) -> None:
+    for name in names:
+        rows, wall, command = train(FINAL_CONFIGS[name], {}, f"runs/pretrain_{name}")
+        config = json.loads((ROOT / f"runs/pretrain_{name}" / "config.json").read_text())
+        shutil.copy(ROOT / f"runs/pretrain_{name}" / "metrics.jsonl", HERE / f"final_{name}.jsonl")
+        evals = [r for r in rows if r["split"] == "eval"]
+        summary = {"command": command, "config_file": FINAL_CONFIGS[name], "config": config,
+                   "machine": machine(), "date": datetime.date.today().isoformat(), "wall_time_s": round(wall, 1),
+                   "final_eval": evals[-1], "best_eval": max(evals, key=lambda r: r["top1_n2s"] + r["top1_s2n"])}
+        (HERE / f"final_{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    report()
+
+
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    evals = [r for r in rows if r["split"] == "eval"]
-    train = [r for r in rows if r["split"] == "train"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = [r["step"] for r in evals]
-    for k, style in ((1, "-"), (5, ":")):
-        left.plot(steps, [r[f"top{k}_n2s"] for r in evals], "o" + style, color="C0", label=f"top-{k} numeric → symbolic")
-        left.plot(steps, [r[f"top{k}_s2n"] for r in evals], "s" + style, color="C1", label=f"top-{k} symbolic → numeric")
-        left.axhline(k / eval_size, color="gray", ls=style, label=f"top-{k} chance ({k}/{eval_size})")
-    left.set(xlabel="step", ylabel=f"accuracy ({eval_size}-way, held out)", title="Held-out cross-modal retrieval")
-    left.set_ylim(0, None)
-    left.legend(fontsize=8)
-    right.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (in-batch)")
-    right.plot(steps, [r["loss"] for r in evals], "o", label=f"held out ({eval_size}-way)")
-    right.set(xlabel="step", ylabel="symmetric InfoNCE loss", title="Contrastive loss")
-    right.legend()
+    return plt
+
+
+def plot_ablation(ablation: dict) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    for i, v in enumerate(ablation["variants"]):
+        style = "-" if i < 10 else "--"
+        frac = [r["step"] / v["steps"] for r in v["evals"]]
+        mean_top1 = [(r["top1_n2s"] + r["top1_s2n"]) / 2 for r in v["evals"]]
+        axes[0].plot(frac, mean_top1, "o" + style, ms=3, label=v["name"])
+        axes[1].plot(frac, [r["loss"] for r in v["evals"]], "o" + style, ms=3)
+        axes[2].plot([r["step"] / v["steps"] for r in v["train"]], [r["grad_norm"] for r in v["train"]], style)
+    axes[0].axhline(1 / 256, color="gray", ls=":", label="chance (1/256)")
+    axes[0].set(xlabel=f"fraction of the {ablation['minutes']:g}-minute budget",
+                ylabel="held-out 256-way top-1 (mean of both directions)", title="Retrieval")
+    axes[1].set(xlabel="fraction of the budget", ylabel="held-out 256-way loss", title="Held-out loss")
+    axes[2].set(xlabel="fraction of the budget", ylabel="global gradient norm (before clipping)",
+                title="Gradient norm", yscale="log")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    fig.savefig(HERE / "ablation.png", dpi=110)
+
+
+def plot_final(finals: dict[str, dict], rows: dict[str, list[dict]]) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(finals), figsize=(6 * len(finals), 4), squeeze=False)
+    for ax, (name, summary) in zip(axes[0], finals.items()):
+        evals = [r for r in rows[name] if r["split"] == "eval"]
+        eval_size = summary["config"]["eval_size"]
+        steps = [r["step"] for r in evals]
+        for k, style in ((1, "-"), (5, ":")):
+            ax.plot(steps, [r[f"top{k}_n2s"] for r in evals], "o" + style, color="C0", ms=3,
+                    label=f"top-{k} numeric → symbolic")
+            ax.plot(steps, [r[f"top{k}_s2n"] for r in evals], "s" + style, color="C1", ms=3,
+                    label=f"top-{k} symbolic → numeric")
+            ax.axhline(k / eval_size, color="gray", ls=style, label=f"top-{k} chance")
+        ax.set(xlabel="step", ylabel=f"held-out {eval_size}-way accuracy", title=f"{summary['config_file']}",
+               ylim=(0, 1))
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(HERE / "curve.png", dpi=120)
 
 
-def report(summary: dict, rows: list[dict]) -> None:
-    """curve.png and README.md from the run's summary and metrics."""
-    eval_size = summary["config"]["eval_size"]
-    plot(rows, eval_size, HERE / "curve.png")
-    final, best = summary["final_eval"], summary["best_eval"]
-    m = summary["machine"]
+def _cells(r: dict) -> str:
+    return " | ".join(f"{r[k]:.3f}" for k in ("top1_n2s", "top1_s2n", "top5_n2s", "top5_s2n"))
 
-    def cells(r):
-        return " | ".join(f"{r[k]:.3f}" for k in ("top1_n2s", "top1_s2n", "top5_n2s", "top5_s2n"))
 
-    (HERE / "README.md").write_text(f"""# A first pretraining result on the CPU
-
-Written by `reproduce.py` from `metrics.json` and `metrics.jsonl`; regenerate with
-`python results/pretrain/reproduce.py` (train and report) or `--report-only` (report from the recorded run).
-
-- command: `{summary["command"]}` (config `{summary["config_file"]}`, full config in `metrics.json`)
-- machine: {m["processor"]}, {m["cpu_count"]} cores, {m["platform"]}, Python {m["python"]}, JAX {m["jax"]}
-- date: {summary["date"]}; wall time {summary["wall_time_s"] / 60:.1f} min
-
-Held-out {eval_size}-way retrieval (pairs from a seed stream the run never trains on):
-
-| step | top-1 n→s | top-1 s→n | top-5 n→s | top-5 s→n |
-|---|---|---|---|---|
-| chance | {1 / eval_size:.3f} | {1 / eval_size:.3f} | {5 / eval_size:.3f} | {5 / eval_size:.3f} |
-| {best["step"]} (best) | {cells(best)} |
-| {final["step"]} (final) | {cells(final)} |
-
-![curve](curve.png)
-""")
+def report() -> None:
+    lines = ["# Pretraining on a 2-core CPU: what makes a small SNIP learn", "",
+             "Written by `reproduce.py` from the recorded runs (`ablation.json`, `final_*.json[l]`); "
+             "`python results/pretrain/reproduce.py report` redraws it.", ""]
+    if (HERE / "ablation.json").exists():
+        ablation = json.loads((HERE / "ablation.json").read_text())
+        plot_ablation(ablation)
+        m = ablation["machine"]
+        lines += [
+            f"## Ablation: {ablation['minutes']:g} minutes per variant", "",
+            f"- command: `python results/pretrain/reproduce.py ablation --minutes {ablation['minutes']:g}` "
+            f"(each variant: `{ABLATION_BASE}` with the overrides in `ablation.json`)",
+            f"- machine: {m['processor']}, {m['cpu_count']} cores, {m['platform']}, Python {m['python']}, "
+            f"JAX {m['jax']}; date {ablation['date']}",
+            "- held-out 256-way retrieval at the end of each run; `|z|` is the mean latent norm (numeric / "
+            "symbolic), `scale` the logit scale, `grad` the global gradient norm of the last log window", "",
+            "| variant | steps | samples/s | top-1 n→s | top-1 s→n | top-5 n→s | top-5 s→n | loss | |z| n / s "
+            "| scale | grad |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for v in ablation["variants"]:
+            f, last = v["final"], v["train"][-1]
+            lines.append(f"| {v['name']} | {v['steps']} | {v['bench_samples_per_s']:.0f} | {_cells(f)} | "
+                         f"{f['loss']:.3f} | {f['z_norm_n']:.2f} / {f['z_norm_s']:.2f} | {f['logit_scale']:.1f} | "
+                         f"{last['grad_norm']:.2f} |")
+        lines += ["", "![ablation](ablation.png)", ""]
+    finals = {n: json.loads((HERE / f"final_{n}.json").read_text()) for n in FINAL_CONFIGS
+              if (HERE / f"final_{n}.json").exists()}
+    if finals:
+        plot_final(finals, {n: read_jsonl(HERE / f"final_{n}.jsonl") for n in finals})
+        lines += ["## The CPU encoders", "",
+                  "| config | command | wall | step | top-1 n→s | top-1 s→n | top-5 n→s | top-5 s→n |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, s in finals.items():
+            for label, r in (("final", s["final_eval"]), ("best", s["best_eval"])):
+                lines.append(f"| `{s['config_file']}` ({label}) | `{s['command']}` | "
+                             f"{s['wall_time_s'] / 60:.1f} min | {r['step']} | {_cells(r)} |")
+        any_final = next(iter(finals.values()))
+        m = any_final["machine"]
+        lines += ["", f"Chance: top-1 1/256 = 0.004, top-5 5/256 = 0.020. Machine: {m['processor']}, "
+                  f"{m['cpu_count']} cores, {m['platform']}, JAX {m['jax']}; date {any_final['date']}.", "",
+                  "![curve](curve.png)", ""]
+    (HERE / "README.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--report-only"]:
-        report(json.loads((HERE / "metrics.json").read_text()), read_metrics(HERE / "metrics.jsonl"))
-        return 0
-    workdir = "runs/pretrain_cpu_1d"
-    overrides = []
-    for arg in argv:
-        if arg.startswith("--workdir="):
-            workdir = arg.split("=", 1)[1]
-        else:
-            overrides.append(arg)
-    shutil.rmtree(ROOT / workdir, ignore_errors=True)  # a fresh run, not a resumed one
-    command = [sys.executable, "-m", "snipjax.train", f"--config={CONFIG}", f"--workdir={workdir}", *overrides]
-    shown = " ".join(["python", *command[1:]])
-    print(f"running: {shown}", flush=True)
-    start = time.time()
-    subprocess.run(command, cwd=ROOT, check=True)
-    wall = time.time() - start
-
-    rows = read_metrics(ROOT / workdir / "metrics.jsonl")
-    config = json.loads((ROOT / workdir / "config.json").read_text())
-    evals = [r for r in rows if r["split"] == "eval"]
-    best = max(evals, key=lambda r: r["top1_n2s"] + r["top1_s2n"])
-    shutil.copy(ROOT / workdir / "metrics.jsonl", HERE / "metrics.jsonl")
-    summary = {
-        "command": shown, "config_file": CONFIG, "config": config, "machine": machine(),
-        "date": datetime.date.today().isoformat(), "wall_time_s": round(wall, 1),
-        "chance_top1": 1 / config["eval_size"], "final_eval": evals[-1], "best_eval": best,
-    }
-    (HERE / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    report(summary, rows)
-    final = evals[-1]
-    print(f"final held-out {config['eval_size']}-way top-1: numeric→symbolic {final['top1_n2s']:.3f}, "
-          f"symbolic→numeric {final['top1_s2n']:.3f} (chance {1 / config['eval_size']:.4f}); wall {wall / 60:.1f} min")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    ablation = sub.add_parser("ablation", help="every variant for the same wall-clock minutes")
+    ablation.add_argument("--minutes", type=float, default=3.0)
+    final = sub.add_parser("final", help="train the CPU recipes")
+    final.add_argument("names", nargs="*", default=list(FINAL_CONFIGS), choices=list(FINAL_CONFIGS))
+    sub.add_parser("report", help="README.md and the PNGs from the recorded runs")
+    args = parser.parse_args(argv)
+    if args.what == "ablation":
+        run_ablation(args.minutes)
+    elif args.what == "final":
+        run_final(args.names)
+    else:
+        report()
     return 0
 
 

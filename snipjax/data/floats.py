@@ -39,6 +39,13 @@ def _tables():
     return sign_ids, mantissa_ids, exponent_ids, sign_of, mantissa_of, exponent_of
 
 
+def token_meanings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per float-vocabulary id: its sign (±1), mantissa digits (0..9999) and exponent (-100..100), each NaN
+    where the id is not a word of that kind."""
+    *_, sign_of, mantissa_of, exponent_of = _tables()
+    return sign_of.copy(), mantissa_of.copy(), exponent_of.copy()
+
+
 def check_finite(values: np.ndarray, what: str = "values") -> None:
     """Raise a ValueError naming the first NaN or infinite entry."""
     bad = ~np.isfinite(values)

@@ -135,3 +135,54 @@ class BatchProducer:
 
     def __del__(self):
         self.close()
+
+
+class EpochBatches:
+    """Host-local batches from a fixed in-memory dataset, in a fresh order each epoch (seeded by the epoch).
+
+    Global batch k takes positions k*G .. k*G+G-1 of the endless sequence epoch 0, epoch 1, ..., so a batch
+    depends on k alone (exact resume from `start_step`) and may straddle two epochs; host p of P takes the
+    contiguous slice [p*G/P, (p+1)*G/P) of it. Same interface as BatchProducer: `next()`, `close()`.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], global_batch_size: int, seed: int, process_index: int = 0,
+                 process_count: int = 1, start_step: int = 0):
+        if global_batch_size % process_count:
+            raise ValueError(
+                f"global batch size {global_batch_size} does not split evenly over {process_count} processes")
+        self.arrays = arrays
+        self.size = len(next(iter(arrays.values())))
+        self.seed = seed
+        self.global_batch_size = global_batch_size
+        self.local_batch_size = global_batch_size // process_count
+        self.offset = process_index * self.local_batch_size
+        self.step = start_step
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng((self.seed, epoch)).permutation(self.size)
+
+    def indices(self, step: int) -> np.ndarray:
+        """Dataset rows of this host's slice of step `step`."""
+        positions = step * self.global_batch_size + self.offset + np.arange(self.local_batch_size)
+        epochs = positions // self.size
+        rows = np.empty(len(positions), dtype=np.int64)
+        for epoch in np.unique(epochs):
+            here = epochs == epoch
+            rows[here] = self._order(int(epoch))[positions[here] % self.size]
+        return rows
+
+    def next(self) -> tuple[int, dict[str, np.ndarray]]:
+        step, rows = self.step, self.indices(self.step)
+        self.step += 1
+        return step, {k: v[rows] for k, v in self.arrays.items()}
+
+    def close(self) -> None:
+        pass
+
+
+def generate(data_config: Any, seed: int, count: int, workers: int = 0, chunk: int = 500) -> dict[str, np.ndarray]:
+    """Samples 0..count-1 of the seed stream as one batch, made `chunk` at a time by `workers` processes."""
+    chunk = min(chunk, count)
+    with BatchProducer(data_config, seed, chunk, workers=workers) as producer:
+        parts = [producer.next()[1] for _ in range(-(-count // chunk))]
+    return {k: v[:count] for k, v in concat_batches(parts).items()}

@@ -1,4 +1,5 @@
-"""Numeric properties of 1-D samples, with the official definitions, computed on the sampled points.
+"""Properties of samples: the numeric properties of 1-D functions (official definitions, computed on the
+sampled points) and properties of the expression itself.
 
 Points are sorted by x first. NCR (non-convexity ratio): over 1000 random index triplets i<j<k, the share
 where y_j lies above the chord from (x_i, y_i) to (x_k, y_k) (by more than 1e-9). Upwardness: (rises - falls)
@@ -6,13 +7,22 @@ where y_j lies above the chord from (x_i, y_i) to (x_k, y_k) (by more than 1e-9)
 Oscillation: log(1 + number of direction changes), with the same 1e-3 threshold. The official NCR draws its
 triplets from the unseeded global numpy stream; here they come from the sample's own generator, so labels
 are reproducible.
+
+Expression properties (what the numeric encoder can be asked about its formula): the number of operators, the
+depth of the tree, whether a periodic (sin, cos, tan), exponential (exp) or logarithmic (log) operator occurs,
+and the input dimension.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from snipjax.data.expressions import Expression
+from snipjax.data.vocab import OPERATOR_ARITY
+
 PROPERTY_NAMES = ("ncr", "upwardness", "yavg", "oscillation")
+EXPRESSION_PROPERTY_NAMES = ("n_ops", "depth", "periodic", "exponential", "logarithmic", "dim")
+OPERATOR_FAMILIES = {"periodic": ("sin", "cos", "tan"), "exponential": ("exp",), "logarithmic": ("log",)}
 NCR_TRIPLETS = 1000
 STEP_EPS = 1e-3
 CHORD_EPS = 1e-9
@@ -73,3 +83,29 @@ def properties(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[s
         "yavg": mean_normalized(y),
         "oscillation": oscillation(y),
     }
+
+
+def tree_depth(prefix) -> int:
+    """Nodes on the longest root-to-leaf path of a prefix sequence (a single leaf has depth 1)."""
+    deepest, open_slots = 0, []  # open_slots: for each unfinished operator, its depth and operands still due
+    for token in prefix:
+        depth = open_slots[-1][0] + 1 if open_slots else 1
+        deepest = max(deepest, depth)
+        if open_slots:
+            open_slots[-1][1] -= 1
+        arity = OPERATOR_ARITY.get(token, 0) if isinstance(token, str) else 0
+        if arity:
+            open_slots.append([depth, arity])
+        while open_slots and open_slots[-1][1] == 0:
+            open_slots.pop()
+    return deepest
+
+
+def expression_properties(expression: Expression) -> dict[str, float]:
+    """Operator count, tree depth, operator-family indicators (0/1) and input dimension of an expression."""
+    operators = [t for t in expression.prefix if isinstance(t, str) and t in OPERATOR_ARITY]
+    props = {"n_ops": float(len(operators)), "depth": float(tree_depth(expression.prefix)),
+             "dim": float(expression.input_dim)}
+    for family, names in OPERATOR_FAMILIES.items():
+        props[family] = float(any(op in names for op in operators))
+    return props

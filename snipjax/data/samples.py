@@ -22,6 +22,7 @@ from snipjax.data.draws import Draws
 from snipjax.data.sampler import ExpressionSampler, SamplerSpec
 
 MAX_ATTEMPTS = 10_000
+PROPERTY_Y = ("raw", "normalized")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +34,14 @@ class DataSpec:
     n_points: int = 200
     max_len: int = 200
     max_centroids: int = 10
-    with_properties: bool = False
+    with_properties: bool = False  # the four numeric properties of 1-D samples
+    property_y: str = "raw"  # 'raw': labels from y before normalization (the official export) | 'normalized'
+    with_expression_properties: bool = False  # the expression's operator count, depth and operator families
     sampler: SamplerSpec = SamplerSpec()
 
     def __post_init__(self):
+        if self.property_y not in PROPERTY_Y:
+            raise ValueError(f"property_y must be one of {PROPERTY_Y}, got {self.property_y!r}")
         if self.normalize_y is None:
             object.__setattr__(self, "normalize_y", self.max_dim == 1)
         if self.sampler.max_dim != self.max_dim:
@@ -93,9 +98,12 @@ def generate_sample(spec: DataSpec, seed: int, index: int) -> Sample:
             continue
         if not points_lib.valid_outputs(y):
             continue
+        raw_y = y
         if spec.normalize_y:
             y = points_lib.normalize_outputs(y)
-        props = properties_lib.properties(x, y, rng) if spec.with_properties else None
+        props = None
+        if spec.with_properties:
+            props = properties_lib.properties(x, raw_y if spec.property_y == "raw" else y, rng)
         return Sample(index=index, dim=dim, expression=expression, x=x, y=y, properties=props)
     raise RuntimeError(f"no valid expression for sample {index} (seed {seed}) after {MAX_ATTEMPTS} attempts")
 
@@ -113,6 +121,10 @@ def batch_of(samples: Sequence[Sample], spec: DataSpec) -> dict[str, np.ndarray]
     if spec.with_properties:
         for name in properties_lib.PROPERTY_NAMES:
             batch[name] = np.array([s.properties[name] for s in samples], dtype=np.float32)
+    if spec.with_expression_properties:
+        rows = [properties_lib.expression_properties(s.expression) for s in samples]
+        for name in properties_lib.EXPRESSION_PROPERTY_NAMES:
+            batch[name] = np.array([row[name] for row in rows], dtype=np.float32)
     return batch
 
 

@@ -8,7 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from snipjax.models.transformer import Transformer, TransformerSpec, dense, embedding_init, position_mask
+from snipjax.models.float_init import float_embedding_init
+from snipjax.models.transformer import Transformer, TransformerSpec, dense, position_mask
 
 Array = jax.Array
 
@@ -20,11 +21,13 @@ class PointEmbedder(nn.Module):
     float_emb_dim: int
     d_model: int
     dtype: Any = jnp.float32
+    float_init: str = "official"  # 'value': float-token rows start from codes of their values
 
     @nn.compact
     def __call__(self, points: Array) -> Array:  # [B, N, 3*(Dmax+1)] int -> [B, N, d_model]
         tokens = nn.Embed(self.float_size, self.float_emb_dim, dtype=self.dtype,
-                          embedding_init=embedding_init(self.float_emb_dim), name="embeddings")(points)
+                          embedding_init=float_embedding_init(self.float_init, self.float_emb_dim),
+                          name="embeddings")(points)
         x = tokens.reshape(*points.shape[:-1], -1)
         width = x.shape[-1]
         x = nn.relu(dense(width, width, self.dtype, "hidden")(x))
@@ -64,11 +67,13 @@ class NumericEncoder(nn.Module):
     latent_dim: int
     use_positions: bool = True  # official default; False makes the encoder permutation invariant
     pool_mask: bool = False
+    float_init: str = "official"
 
     @nn.compact
     def __call__(self, points: Array) -> Array:
         spec = self.spec
-        x = PointEmbedder(self.float_size, self.float_emb_dim, spec.d_model, spec.dtype, name="embedder")(points)
+        x = PointEmbedder(self.float_size, self.float_emb_dim, spec.d_model, spec.dtype, self.float_init,
+                          name="embedder")(points)
         hidden = Transformer(spec, self.use_positions, name="transformer")(x)
         return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, name="pool")(hidden, None)
 
@@ -80,12 +85,15 @@ class SymbolicEncoder(nn.Module):
     vocab_size: int
     latent_dim: int
     pool_mask: bool = False
+    float_init: str = "official"
+    float_offset: int = 0  # id of the first float word in the equation vocabulary
 
     @nn.compact
     def __call__(self, symbols: Array, symbol_len: Array) -> Array:
         spec = self.spec
         x = nn.Embed(self.vocab_size, spec.d_model, dtype=spec.dtype,
-                     embedding_init=embedding_init(spec.d_model), name="embeddings")(symbols)
+                     embedding_init=float_embedding_init(self.float_init, spec.d_model, self.float_offset),
+                     name="embeddings")(symbols)
         hidden = Transformer(spec, use_positions=True, name="transformer")(x, symbol_len)
         return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, name="pool")(
             hidden, symbol_len)

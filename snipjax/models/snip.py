@@ -45,7 +45,7 @@ def make_numeric_encoder(config: ml_collections.ConfigDict) -> NumericEncoder:
     """The numeric tower of `config` (shared by SNIP and the symbolic-regression model)."""
     m = config.model
     return NumericEncoder(transformer_spec(m), get_vocab(config.data.max_dim).float_size, m.float_emb_dim,
-                          m.latent_dim, m.numeric_positions, m.pool_mask)
+                          m.latent_dim, m.numeric_positions, m.pool_mask, m.get("float_init", "official"))
 
 
 class SNIP(nn.Module):
@@ -92,6 +92,7 @@ def make_snip(config: ml_collections.ConfigDict) -> SNIP:
     if config.loss.kind not in LOSS_KINDS:
         raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
     m = config.model
-    symbolic = SymbolicEncoder(transformer_spec(m), get_vocab(config.data.max_dim).equation_size, m.latent_dim,
-                               m.pool_mask)
+    vocab = get_vocab(config.data.max_dim)
+    symbolic = SymbolicEncoder(transformer_spec(m), vocab.equation_size, m.latent_dim, m.pool_mask,
+                               m.get("float_init", "official"), vocab.n_symbols)
     return SNIP(make_numeric_encoder(config), symbolic, config.loss.kind, config.loss.temperature)

@@ -1,0 +1,228 @@
+"""Cross-modal property prediction (SNIP paper Table 1): an MLP head on one encoder's latent.
+
+  python -m snipjax.tasks.property --config configs/property/cpu.py --workdir DIR \
+      --config.property=ncr --config.mode=frozen --config.pretrained=runs/pretrain_cpu_1d
+
+Numeric properties of a 1-D function (ncr, upward, yavg, oscillation) are predicted from the *symbolic*
+encoder's latent of its formula, as in the paper; properties of the formula (n_ops, depth, periodic,
+exponential, logarithmic, dim) from the *numeric* encoder's latent of its points, the direction the official
+code cannot run. Modes: `supervised` (the encoder trained from scratch with the head), `frozen` (a pretrained
+encoder kept bit-identical: it is not in the optimizer), `finetuned` (a pretrained encoder trained on).
+`pretrained` is any path `snipjax.load` reads; it also decides the architecture in supervised mode, so the
+three modes compare the same network. The head is Linear(latent→128) → ReLU → Linear(128→1), trained with MSE
+(BCE for the 0/1 properties). Training and test expressions come from disjoint seed streams; the test set is
+the same for every mode. Runs on the shared loop (`snipjax.trainer`): checkpoints, exact resume, metrics.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from snipjax import checkpoint, models, trainer
+from snipjax.data.pipeline import EpochBatches, generate
+from snipjax.data.properties import EXPRESSION_PROPERTY_NAMES
+from snipjax.models.transformer import dense
+from snipjax.train import example_inputs
+from snipjax.train_step import Task
+
+# Numeric properties (symbolic encoder reads the formula) by config name → data label.
+NUMERIC_PROPERTIES = {"ncr": "ncr", "upward": "upwardness", "yavg": "yavg", "oscillation": "oscillation"}
+# Properties of the formula (numeric encoder reads the points); the 0/1 ones are classified.
+EXPRESSION_PROPERTIES = {name: name for name in EXPRESSION_PROPERTY_NAMES}
+BINARY_PROPERTIES = ("periodic", "exponential", "logarithmic")
+MODES = ("supervised", "frozen", "finetuned")
+TRAIN_SEED_OFFSET, TEST_SEED_OFFSET = 2_000_003, 3_000_017  # disjoint from pretraining's streams and each other
+TOLERANCES = (0.01, 0.1, 1.0)  # the official accuracy tolerances, on min-max scaled labels
+
+
+def direction(prop: str) -> str:
+    """'symbolic' (numeric properties, read from the formula) or 'numeric' (formula properties, from points)."""
+    if prop in NUMERIC_PROPERTIES:
+        return "symbolic"
+    if prop in EXPRESSION_PROPERTIES:
+        return "numeric"
+    raise ValueError(f"config.property={prop!r} is unknown: numeric properties {sorted(NUMERIC_PROPERTIES)} "
+                     f"(predicted from the symbolic encoder) or formula properties {sorted(EXPRESSION_PROPERTIES)} "
+                     "(from the numeric encoder)")
+
+
+def encoder_inputs(prop: str) -> tuple[str, ...]:
+    return ("symbols", "symbol_len") if direction(prop) == "symbolic" else ("points",)
+
+
+def label_name(prop: str) -> str:
+    direction(prop)
+    return {**NUMERIC_PROPERTIES, **EXPRESSION_PROPERTIES}[prop]
+
+
+class PropertyPredictor(nn.Module):
+    """One SNIP encoder, then the head: Dense(latent→hidden) → ReLU → Dense(hidden→1); → [B] float32."""
+
+    encoder: nn.Module
+    hidden: int
+    latent_dim: int
+
+    @nn.compact
+    def __call__(self, *inputs):
+        z = self.encoder(*inputs).astype(jnp.float32)
+        h = nn.relu(dense(self.hidden, self.latent_dim, jnp.float32, "head_hidden")(z))
+        return dense(1, self.hidden, jnp.float32, "head_out")(h)[..., 0]
+
+
+def encoder_config(config) -> tuple[ml_collections.ConfigDict, dict | None]:
+    """(the config whose model and data.max_dim describe the encoder, pretrained encoder params or None)."""
+    mode, path, prop = config.mode, config.pretrained, config.property
+    if mode not in MODES:
+        raise ValueError(f"config.mode={mode!r} is unknown: one of {MODES}")
+    tower = f"{direction(prop)}_encoder"
+    if not path:
+        if mode != "supervised":
+            raise ValueError(f"config.mode={mode!r} starts from a pretrained encoder: set --config.pretrained to a "
+                             "pretraining workdir, an export dir or a converted official checkpoint")
+        return config, None
+    pretrained_config, params = checkpoint.load_params(path)
+    for key, ours in (("data.max_dim", config.data.max_dim), ("model.latent_dim", config.model.latent_dim)):
+        section, name = key.split(".")
+        theirs = pretrained_config[section][name]
+        if theirs != ours:
+            raise ValueError(f"{path} holds a model with {key}={theirs}, but this config has {key}={ours}: use "
+                             f"--config.{key}={theirs}, or a checkpoint trained for {key}={ours}")
+    if tower not in params:
+        raise ValueError(f"{path} has no {tower} (it holds {sorted(params)}): property {prop!r} needs it")
+    return pretrained_config, (params[tower] if mode != "supervised" else None)
+
+
+def data_config(config, encoder_cfg) -> ml_collections.ConfigDict:
+    """The samples of this task: the encoder's data (Dmax, points, y normalization, sequence length) with
+    this config's label switch and workers, plus the labels of `config.property`."""
+    data = ml_collections.ConfigDict(encoder_cfg.data.to_dict())
+    data.property_y = config.data.property_y
+    data.workers = config.data.workers
+    data.with_properties = direction(config.property) == "symbolic"
+    data.with_expression_properties = direction(config.property) == "numeric"
+    if data.with_properties and data.max_dim != 1:
+        raise ValueError(f"numeric property {config.property!r} is defined for 1-D functions: use a Dmax=1 "
+                         f"encoder (this one has data.max_dim={data.max_dim})")
+    return data
+
+
+def regression_metrics(pred: np.ndarray, truth: np.ndarray, train_mean: float) -> dict[str, float]:
+    """As the official evaluation prints them: R², MSE, NMSE = MSE / Var(truth); accuracy within each tolerance
+    after min-max scaling truth and prediction by the truth's range; the same for the chance predictor (the
+    training labels' mean)."""
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    variance = np.mean((truth - truth.mean()) ** 2)
+    metrics = {}
+    for prefix, guess in (("", pred), ("chance_", np.full_like(truth, train_mean))):
+        mse = np.mean((truth - guess) ** 2)
+        metrics[f"{prefix}r2"] = 1.0 - mse / variance if variance > 0 else float("nan")
+        metrics[f"{prefix}mse"] = mse
+        metrics[f"{prefix}nmse"] = mse / (variance + 1e-12)
+        span = truth.max() - truth.min()
+        scaled_truth, scaled_guess = (truth - truth.min()) / span, (guess - truth.min()) / span
+        for tol in TOLERANCES:
+            metrics[f"{prefix}acc_{tol:g}"] = np.mean(np.abs(scaled_guess - scaled_truth) <= tol)
+    return metrics
+
+
+def classification_metrics(logits: np.ndarray, truth: np.ndarray, train_mean: float) -> dict[str, float]:
+    """Accuracy and binary cross-entropy, and the same for the chance predictor (the training positive rate)."""
+    truth = np.asarray(truth, np.float64)
+    prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+    metrics = {}
+    for prefix, p in (("", prob), ("chance_", np.full_like(truth, train_mean))):
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        metrics[f"{prefix}accuracy"] = np.mean((p > 0.5) == (truth > 0.5))
+        metrics[f"{prefix}bce"] = -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p))
+    return metrics
+
+
+def property_task(config) -> Task:
+    encoder_cfg, pretrained = encoder_config(config)
+    prop, label = config.property, label_name(config.property)
+    data = data_config(config, encoder_cfg)
+    snip = models.make_snip(encoder_cfg)
+    encoder = snip.symbolic_encoder if direction(prop) == "symbolic" else snip.numeric_encoder
+    model = PropertyPredictor(encoder.clone(parent=None), config.head_hidden, encoder_cfg.model.latent_dim)
+    fields = encoder_inputs(prop)
+    binary = prop in BINARY_PROPERTIES
+    frozen_mode = config.mode == "frozen"
+
+    train_set = generate(data, config.seed + TRAIN_SEED_OFFSET, config.n_train, config.data.workers)
+    test_data = ml_collections.ConfigDict(data.to_dict())
+    test_data.min_binary_ops_per_dim = config.test_min_binary_ops_per_dim
+    test_set = generate(test_data, config.seed + TEST_SEED_OFFSET, config.n_test, config.data.workers)
+    train_mean = float(np.mean(train_set[label]))
+    keep = fields + (label,)
+    train_set = {k: train_set[k] for k in keep}
+
+    shapes = example_inputs(encoder_cfg, config.batch_size)
+    example_batch = {k: shapes[k] for k in fields}
+    example_batch[label] = jax.ShapeDtypeStruct((config.batch_size,), jnp.float32)
+
+    def init(key):
+        inputs = [jnp.zeros((1, *shapes[k].shape[1:]), shapes[k].dtype) for k in fields]
+        params = model.init(key, *inputs)["params"]
+        if pretrained is not None:
+            params = {**params, "encoder": jax.tree.map(jnp.asarray, pretrained)}
+        if frozen_mode:
+            return {k: v for k, v in params.items() if k != "encoder"}, {"encoder": params["encoder"]}
+        return params, {}
+
+    def predict(params, frozen, batch):
+        return model.apply({"params": {**params, **frozen}}, *(batch[k] for k in fields))
+
+    def loss(params, frozen, batch):
+        pred, truth = predict(params, frozen, batch), batch[label]
+        if binary:
+            value = jnp.mean(jnp.logaddexp(0.0, pred) - truth * pred)  # BCE with logits
+            return value, {"loss": value, "accuracy": jnp.mean((pred > 0) == (truth > 0.5))}
+        value = jnp.mean((pred - truth) ** 2)
+        return value, {"loss": value}
+
+    def summarize(outputs) -> dict[str, float]:
+        pred = np.concatenate([o["prediction"] for o in outputs])
+        truth = np.concatenate([o["truth"] for o in outputs])
+        summarize_fn = classification_metrics if binary else regression_metrics
+        return summarize_fn(pred, truth, train_mean)
+
+    per_process = config.eval_batch_size // jax.process_count()
+    eval_batches = []
+    for start in range(0, config.n_test, config.eval_batch_size):
+        local = slice(start + jax.process_index() * per_process, start + (jax.process_index() + 1) * per_process)
+        eval_batches.append({k: test_set[k][local] for k in keep})
+
+    return Task(
+        init=init,
+        loss=loss,
+        example_batch=example_batch,
+        batches=lambda start_step: EpochBatches(train_set, config.batch_size, config.seed, jax.process_index(),
+                                                jax.process_count(), start_step),
+        eval_batches=eval_batches,
+        evaluate=lambda params, frozen, batch: {"prediction": predict(params, frozen, batch),
+                                                "truth": batch[label]},
+        summarize=summarize,
+        progress=(("accuracy", "accuracy"),) if binary else (),
+        resume_keys=("seed", "batch_size", "data", "property", "mode", "pretrained", "n_train", "n_test",
+                     "head_hidden", "optim.kind"),
+    )
+
+
+def check_config(config) -> None:
+    if config.n_test % config.eval_batch_size:
+        raise ValueError(f"config.n_test={config.n_test} must be a multiple of config.eval_batch_size="
+                         f"{config.eval_batch_size}")
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+    """Train the predictor to `config.total_steps` (resuming from `workdir`); returns the test-set metrics."""
+    check_config(config)
+    return trainer.run(property_task(config), config, workdir)
+
+
+if __name__ == "__main__":
+    trainer.cli(train_and_evaluate)
