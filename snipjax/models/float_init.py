@@ -55,8 +55,8 @@ def float_embedding_init(kind: str, dim: int, float_offset: int = 0):
         return official
 
     def init(key, shape, dtype=jnp.float32):
-        random_key, kind_key = jax.random.split(key)
-        table = official(random_key, shape, dtype)
+        table = official(key, shape, dtype)  # the other rows are exactly the official draw
+        kind_key = jax.random.fold_in(key, 1)
         ids, codes, kinds = value_codes(dim)
         # One random unit vector per kind (sign, mantissa, exponent), so a sequence model tells them apart.
         kind_codes = jax.random.normal(kind_key, (3, dim), jnp.float32) * dim**-0.5
