@@ -14,7 +14,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_API = {"load": "snipjax.api", "encode_numeric": "snipjax.api", "encode_symbolic": "snipjax.api"}
+_API = {name: "snipjax.api" for name in ("load", "encode_numeric", "encode_symbolic", "encode_numeric_tokens",
+                                          "encode_symbolic_tokens")}
 __all__ = sorted(_API)
 
 

@@ -40,10 +40,12 @@ def _encoders(config: ml_collections.FrozenConfigDict):
     return numeric, symbolic
 
 
-def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int) -> jax.Array:
+def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int, width: int) -> jax.Array:
     """Apply `encode` to row chunks of `arrays`, padding each chunk to a power of two (at most `batch_size`)
-    by repeating its last row, so that any number of rows compiles only a few shapes."""
+    by repeating its last row, so that any number of rows compiles only a few shapes; no rows give [0, width]."""
     n = len(arrays[0])
+    if n == 0:
+        return jnp.zeros((0, width), jnp.float32)
     chunk = min(batch_size, 1 << max(n - 1, 0).bit_length())
     outputs = []
     for start in range(0, n, chunk):
@@ -54,14 +56,55 @@ def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int) -> jax.Arr
     return jnp.concatenate(outputs)
 
 
+def encode_numeric_tokens(params, points, *, config: ml_collections.ConfigDict, batch_size: int = 256) -> jax.Array:
+    """Latents [B, latent_dim] of point sets given as float-token ids [B, N, 3·(Dmax+1)] (as the training
+    batches hold them, `snipjax.data.tokens.encode_point_sets`): the exact input, no preprocessing."""
+    points = np.asarray(points, dtype=np.int32)
+    width = tokens.point_width(config.data.max_dim)
+    if points.ndim != 3 or points.shape[-1] != width:
+        raise ValueError(f"points must be float-token ids [B, N, {width}] for a model of Dmax "
+                         f"{config.data.max_dim}, got shape {points.shape}")
+    numeric, _ = _encoders(ml_collections.FrozenConfigDict(config))
+    return _in_chunks(functools.partial(numeric, params), [points], batch_size, config.model.latent_dim)
+
+
+def encode_symbolic_tokens(params, symbols, symbol_len, *, config: ml_collections.ConfigDict,
+                           batch_size: int = 256) -> jax.Array:
+    """Latents [B, latent_dim] of expressions given as equation-token ids [B, T] and lengths [B] (`<EOS>`
+    prefix `<EOS>` then padding, as `snipjax.data.tokens.encode_expressions` writes them)."""
+    _check_symbolic(params)
+    symbols, symbol_len = np.asarray(symbols, dtype=np.int32), np.asarray(symbol_len, dtype=np.int32)
+    if symbols.ndim != 2 or symbol_len.shape != symbols.shape[:1]:
+        raise ValueError(f"symbols must be [B, T] ids with symbol_len [B], got {symbols.shape} and "
+                         f"{symbol_len.shape}")
+    _, symbolic = _encoders(ml_collections.FrozenConfigDict(config))
+    return _in_chunks(functools.partial(symbolic, params), [symbols, symbol_len], batch_size,
+                      config.model.latent_dim)
+
+
+def _point_subsets(n: int, n_points: int, count: int, seed: int) -> np.ndarray:
+    """[count, n_points] sorted row indices: random subsets of n rows (the identity when n == n_points)."""
+    if n == n_points:
+        return np.arange(n)[None]
+    rng = np.random.default_rng(seed)
+    return np.stack([np.sort(rng.choice(n, n_points, replace=False)) for _ in range(count)])
+
+
 def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize: bool = True,
-                   batch_size: int = 256) -> jax.Array:
+                   subsamples: int = 1, reduce: str | None = "mean", seed: int = 0,
+                   allow_fewer_points: bool = False, batch_size: int = 256) -> jax.Array:
     """Latents [B, latent_dim] of B datasets of N points each.
 
     X: [N, D] or [N] (one dataset) or [B, N, D] or [B, N] (a batch), any float dtype; y: [N] or [B, N].
     D may be at most `config.data.max_dim`. With `normalize=True` the points get the training data's
     preprocessing: each input dimension standardized over the points and, for models trained with
     `data.normalize_y` (the 1-D model), y min-max scaled to [0, 1]. Pass `normalize=False` if that is done.
+
+    The models saw exactly `config.data.n_points` (200) points per dataset, in the generator's order, and the
+    official-style encoder has learned positions, so count and order change the latent. More points are
+    subsampled to n_points (rows kept in their order; `subsamples` random subsets drawn with `seed`, their
+    latents averaged, or returned as [B, subsamples, latent_dim] with `reduce=None`). Fewer points raise an
+    error unless `allow_fewer_points=True`.
     """
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if y.ndim not in (1, 2):
@@ -71,35 +114,51 @@ def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize
     if X.ndim != y.ndim + 1 or X.shape[:-1] != y.shape:
         raise ValueError(f"X must be y's shape {y.shape} plus an optional trailing input dimension D, "
                          f"got X {X.shape}")
+    if y.size == 0 or X.shape[-1] == 0:
+        raise ValueError(f"X and y hold no data (X {X.shape}, y {y.shape}): each dataset needs points")
     max_dim = config.data.max_dim
     if X.shape[-1] > max_dim:
         raise ValueError(f"X has {X.shape[-1]} input dimensions, but this model takes at most {max_dim} "
                          f"(config.data.max_dim); use a model trained with max_dim >= {X.shape[-1]}")
-    if X.shape[-2] > config.model.max_positions:
-        raise ValueError(f"{X.shape[-2]} points per dataset exceed the model's {config.model.max_positions} "
-                         "positions (config.model.max_positions); subsample the points (SNIP trains on 200)")
+    n, n_points = X.shape[-2], config.data.n_points
+    if n < n_points and not allow_fewer_points:
+        raise ValueError(f"{n} points per dataset, but the model was trained on exactly {n_points}: sample "
+                         f"{n_points} points, or pass allow_fewer_points=True to encode {n} (positions the model "
+                         "saw filled, so the latent differs from a full set's)")
+    if reduce not in ("mean", None):
+        raise ValueError(f"reduce must be 'mean' or None, got {reduce!r}")
     floats.check_finite(X, "X")
     floats.check_finite(y, "y")
     if y.ndim == 1:
         X, y = X[None], y[None]
+    subsets = _point_subsets(n, min(n, n_points), subsamples if n > n_points else 1, seed)
+    X = X[:, subsets].reshape(-1, subsets.shape[1], X.shape[-1])  # [B * subsets, n_points, D]
+    y = y[:, subsets].reshape(-1, subsets.shape[1])
     if normalize:
         X = standardize_inputs(X)
         if config.data.normalize_y:
             y = np.stack([normalize_outputs(row) for row in y])
     points = tokens.encode_point_sets(list(X), list(y), max_dim)
-    numeric, _ = _encoders(ml_collections.FrozenConfigDict(config))
-    return _in_chunks(functools.partial(numeric, params), [points], batch_size)
+    z = encode_numeric_tokens(params, points, config=config, batch_size=batch_size)
+    z = z.reshape(-1, len(subsets), z.shape[-1])
+    if reduce is None and n > n_points:
+        return z
+    return z.mean(axis=1)
 
 
-def encode_symbolic(params, exprs, *, config: ml_collections.ConfigDict, batch_size: int = 256) -> jax.Array:
-    """Latents [B, latent_dim] of B formulas: strings such as "sin(x_0) + 2.5*x_1" or sympy expressions (a
-    single one is taken as a batch of one). Variables are x_0 .. x_{max_dim-1}; constants keep 4 significant
-    digits, as the model's float tokens do."""
+def _check_symbolic(params) -> None:
     if "symbolic_encoder" not in params:
         raise ValueError("these parameters have no symbolic encoder: a symbolic-regression release such as "
                          "snip-e2e-sr.pth holds the numeric encoder, mapper and decoder only")
+
+
+def encode_symbolic(params, exprs, *, config: ml_collections.ConfigDict, batch_size: int = 256) -> jax.Array:
+    """Latents [B, latent_dim] of B formulas: strings such as "sin(x_0) + 2.5*x_1", sympy expressions or
+    `snipjax.data.expressions.Expression`s (a single one is taken as a batch of one). Strings and sympy
+    expressions take the generator's canonical prefix (`snipjax.data.formulas.parse`). Variables are
+    x_0 .. x_{max_dim-1}; constants keep 4 significant digits, as the model's float tokens do."""
+    _check_symbolic(params)
     if isinstance(exprs, str) or not isinstance(exprs, Sequence):
         exprs = [exprs]
     symbols, lengths = tokens.encode_expressions(list(exprs), config.data.max_dim, config.data.max_len)
-    _, symbolic = _encoders(ml_collections.FrozenConfigDict(config))
-    return _in_chunks(functools.partial(symbolic, params), [symbols, lengths], batch_size)
+    return encode_symbolic_tokens(params, symbols, lengths, config=config, batch_size=batch_size)

@@ -10,7 +10,7 @@ import sympy
 
 from snipjax import api, checkpoint, models
 from snipjax.data import tokens
-from snipjax.train_step import example_inputs
+from snipjax.train import example_inputs
 from training_helpers import small_config
 
 
@@ -71,7 +71,8 @@ def test_encode_numeric_batches_equal_single_datasets_and_normalize_like_trainin
     ((50, 3), (50,), "at most 2"),
     ((50, 1), (40,), "X must be y's shape"),
     ((2, 3, 4, 1), (2, 3, 4), "y must be"),
-    ((100, 1), (100,), "exceed the model's 64 positions"),
+    ((30, 1), (30,), "30 points per dataset, but the model was trained on exactly 50"),
+    ((0, 1), (0,), "hold no data"),
 ])
 def test_encode_numeric_refuses_wrong_shapes(loaded, x_shape, y_shape, message):
     config, params = loaded
@@ -99,3 +100,44 @@ def test_encode_symbolic_takes_strings_and_sympy(loaded):
     np.testing.assert_allclose(z, reference, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(api.encode_symbolic(params, "x_0**2", config=config)[0], z[2], rtol=1e-5,
                                atol=1e-6)
+
+
+def test_more_points_are_subsampled_to_the_trained_count_and_fewer_need_consent(loaded):
+    config, params = loaded
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 1))
+    y = np.cos(x[:, 0])
+    one = api.encode_numeric(params, x, y, config=config)
+    subsets = np.sort(np.random.default_rng(0).choice(400, 50, replace=False))
+    np.testing.assert_allclose(one, api.encode_numeric(params, x[subsets], y[subsets], config=config),
+                               rtol=1e-5, atol=1e-6)
+    several = api.encode_numeric(params, x, y, config=config, subsamples=4, reduce=None)
+    assert several.shape == (1, 4, config.model.latent_dim)
+    np.testing.assert_allclose(api.encode_numeric(params, x, y, config=config, subsamples=4),
+                               several.mean(axis=1), rtol=1e-5, atol=1e-6)
+    few = api.encode_numeric(params, x[:30], y[:30], config=config, allow_fewer_points=True)
+    assert few.shape == (1, config.model.latent_dim) and np.isfinite(few).all()
+
+
+def test_token_ids_go_in_directly_and_equal_strings(loaded):
+    config, params = loaded
+    from snipjax.data.samples import DataSpec, generate_sample
+
+    spec = DataSpec(max_dim=2, normalize_y=False, n_points=50, max_len=64)
+    samples = [generate_sample(spec, 0, i) for i in range(6)]
+    symbols, lengths = tokens.encode_expressions([s.expression for s in samples], 2, 64)
+    from_ids = api.encode_symbolic_tokens(params, symbols, lengths, config=config)
+    from_strings = api.encode_symbolic(params, [s.expression.infix() for s in samples], config=config)
+    np.testing.assert_array_equal(from_ids, from_strings)
+    points = tokens.encode_point_sets([s.x for s in samples], [s.y for s in samples], 2)
+    from_point_ids = api.encode_numeric_tokens(params, points, config=config)
+    for i, s in enumerate(samples):
+        np.testing.assert_allclose(from_point_ids[i], api.encode_numeric(params, s.x, s.y, config=config,
+                                                                         normalize=False)[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="float-token ids"):
+        api.encode_numeric_tokens(params, points[..., :3], config=config)
+
+
+def test_an_empty_list_of_formulas_gives_no_latents(loaded):
+    config, params = loaded
+    assert api.encode_symbolic(params, [], config=config).shape == (0, config.model.latent_dim)

@@ -144,3 +144,44 @@ def test_every_feynman_formula_parses_and_evaluates_like_sympy_or_is_reported():
     for dataset, reason in UNSUPPORTED_FEYNMAN.items():
         assert reason in unsupported[dataset]
     assert len(feynman_rows()) - len(unsupported) == 118
+
+
+@pytest.mark.parametrize("max_dim", [1, 10])
+def test_generated_infix_strings_parse_back_to_their_training_tokens(max_dim):
+    from snipjax.data import tokens
+
+    expressions = sampled_expressions(max_dim, 300, seed=5)
+    for _, expression in expressions:
+        back = formulas.parse(expression.infix())
+        assert tokens.expression_ids(back, max_dim).tolist() == tokens.expression_ids(expression, max_dim).tolist(), \
+            expression.infix()
+
+
+@pytest.mark.parametrize("formula, prefix", [
+    ("-0.52*x", ("mul", -0.52, "x_0")),  # a signed number is one constant
+    ("x*x", ("mul", "x_0", "x_0")),  # as written, not pow2
+    ("x**2 + 1", ("add", "pow2", "x_0", 1.0)),  # operands in the order written
+    ("1 + x**2", ("add", 1.0, "pow2", "x_0")),
+    ("sin(-2*x)", ("sin", "mul", -2.0, "x_0")),  # the sign stays inside
+    ("3 * 1/(x)", ("div", 3.0, "x_0")),  # Python's reading: (3*1)/x
+    ("3 * (1/(x))", ("mul", 3.0, "inv", "x_0")),
+    ("2*pi*x", ("mul", 2 * np.pi, "x_0")),  # numbers alone fold into one constant
+    ("-(x + 1)", ("mul", -1.0, "add", "x_0", 1.0)),
+    ("x**-0.5", ("inv", "sqrt", "x_0")),
+    ("abs(x)**4", ("pow", "abs", "x_0", 4.0)),
+])
+def test_canonical_prefix_of_formula_strings(formula, prefix):
+    assert formulas.parse(formula).prefix == prefix
+
+
+def test_sympy_expressions_take_the_same_canonical_form():
+    x = sympy.Symbol("x_0")
+    assert formulas.as_expression(-0.52 * x + sympy.sin(x)).prefix == formulas.parse("-0.52*x_0 + sin(x_0)").prefix
+
+
+@pytest.mark.parametrize("formula", ["(" * 300 + "x" + ")" * 300, "+".join(["x"] * 3000), "sin(" * 300 + "x" + ")" * 300])
+def test_formulas_nested_too_deeply_give_a_formula_error_quoting_80_characters(formula):
+    with pytest.raises(formulas.FormulaError) as error:
+        formulas.parse(formula)
+    quoted = str(error.value).split("'")[1]
+    assert len(quoted) <= 83 and quoted.endswith("...")

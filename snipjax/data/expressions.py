@@ -168,7 +168,7 @@ class Expression:
             elif token == "pow3":
                 stack.append(f"({stack.pop()})**3")
             elif token == "inv":
-                stack.append(f"1/({stack.pop()})")
+                stack.append(f"(1/({stack.pop()}))")  # bracketed: `c * 1/(a)` would read as (c*1)/a
             else:
                 stack.append(f"{token}({stack.pop()})")
         return stack[0]
