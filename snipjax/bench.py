@@ -45,6 +45,9 @@ def run_data(seconds: float) -> None:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if not argv or argv[0] not in ("data", "train"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ data wait and compute apart after one warm-up step.
 from __future__ import annotations
 
 import json
+import sys
 import resource
 import time
 
@@ -18,6 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from snipjax import parallel
+from snipjax.config import parse_flags
 from snipjax.data.pipeline import BatchProducer
 from snipjax.data.tokens import point_width
 from snipjax.train import model_inputs, pretraining_task
@@ -130,8 +132,9 @@ def main(argv: list[str]) -> int:
     steps = flags.DEFINE_integer("steps", 20, "Timed steps after one warm-up step.", flag_values=flag_values)
     peak = flags.DEFINE_float("peak", None, "Peak FLOP/s per device, for MFU on unlisted devices.",
                               flag_values=flag_values)
-    flag_values(["bench train", *argv])
+    parse_flags(flag_values, ["bench train", *argv])
     if config_flag.value is None:
-        raise SystemExit("--config configs/<name>.py is required")
+        print("error: --config configs/<name>.py is required", file=sys.stderr)
+        return 2
     print(json.dumps(run(config_flag.value, steps.value, peak.value)), flush=True)
     return 0

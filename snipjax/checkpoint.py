@@ -22,7 +22,7 @@ CONFIG_FILE, CHECKPOINTS_DIR, PARAMS_DIR = "config.json", "checkpoints", "params
 
 class Checkpointer:
     """Saves and restores one training run: every `save_every` steps (asynchronously), keeping the last `keep`,
-    and at the step where a SIGTERM asks the run to stop.
+    and at the step where a SIGTERM (or Ctrl-C) asks the run to stop.
 
     Each checkpoint holds the train state and the data position (the producer's next step), so a resumed run
     sees exactly the samples an uninterrupted one would. Every process must call every method in the same
@@ -35,15 +35,18 @@ class Checkpointer:
             # A save function rather than save_interval_steps: the latter also saves the first step of a run.
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                                  should_save_fn=lambda step, _: step % save_every == 0))
-        self._sigterm = False
+        self._stop = False
         # With several processes JAX's preemption service catches SIGTERM and makes all hosts agree on the
         # step to stop at (see `stop_requested`); a Python handler would replace its own.
-        self._previous_handler = None
+        self._previous_handlers = {}
         if jax.process_count() == 1:
-            self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+            for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT: Ctrl-C saves and stops like a preemption
+                self._previous_handlers[signum] = signal.signal(signum, self._on_stop_signal)
 
-    def _on_sigterm(self, signum, frame):
-        self._sigterm = True
+    def _on_stop_signal(self, signum, frame):
+        self._stop = True
+        if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once, without saving
+            signal.signal(signal.SIGINT, self._previous_handlers[signal.SIGINT])
 
     def restore_or_init(self, abstract_state, init) -> tuple[dict, int]:
         """The latest checkpoint's (state, data step) laid out as `abstract_state` says, else (init(), 0)."""
@@ -67,14 +70,14 @@ class Checkpointer:
 
     def stop_requested(self, step: int) -> bool:
         """True at the step where the run should save and stop because of a SIGTERM (the same on all hosts)."""
-        return self._sigterm or self._manager.reached_preemption(step)
+        return self._stop or self._manager.reached_preemption(step)
 
     def close(self) -> None:
         """Wait for saves in flight, then let go of the directory and the SIGTERM handler."""
         self._manager.wait_until_finished()
         self._manager.close()
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGTERM, self._previous_handler)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 def write_config(directory: str, config: ml_collections.ConfigDict) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import sys
+
 import ml_collections
 
 
@@ -86,3 +89,33 @@ def property_config() -> ml_collections.ConfigDict:
     config.eval_every = 6_250
     config.checkpoint_every = 6_250
     return config
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (absl and ml_collections spread theirs over several lines, and
+    ml_collections quotes its own as a Python literal)."""
+    text = str(error).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            text = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(error).__name__
+    return f"unknown config key {text}" if isinstance(error, AttributeError) else text
+
+
+def parse_flags(flag_values, argv: list[str]) -> list[str]:
+    """Parse command-line flags (config files and --config.key=value overrides included); a mistake prints
+    one line and exits with status 2 instead of a traceback. Returns the arguments left over."""
+    from absl import flags
+
+    try:
+        remaining = flag_values(argv)
+        for name in flag_values:
+            value = flag_values[name].value
+            if hasattr(value, "to_dict"):
+                value.to_dict()  # a config file that failed to load says so only when used: make it say now
+        return remaining
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        raise SystemExit(2) from None

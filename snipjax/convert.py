@@ -239,8 +239,36 @@ def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any]
     return config, converted
 
 
+# How a file saved by torch.save starts: a zip archive (torch >= 1.6) or a bare pickle (older torch).
+TORCH_FILE_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Raise a one-line error if `path` cannot be a torch checkpoint: missing, a directory, empty, or not a
+    zip archive or pickle (a text file, an HTML page saved in place of a download)."""
+    file = pathlib.Path(path)
+    if not file.exists():
+        raise FileNotFoundError("no such file")
+    if not file.is_file():
+        raise ValueError("is a directory, not a .pth file")
+    with open(file, "rb") as f:
+        head = f.read(64)
+    if not head:
+        raise ValueError("is empty (0 bytes): download it again")
+    if not head.startswith(TORCH_FILE_MAGIC):
+        text = head.decode("utf-8", "replace")
+        is_text = all(c.isprintable() or c in "\r\n\t" for c in text)
+        kind = f"it starts with the text {text[:40]!r}" if is_text else "unknown format"
+        raise ValueError(f"is not a PyTorch checkpoint ({kind}); a failed download often saves an HTML page")
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def read_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """(flat state_dict of float32 numpy arrays, params dict) from a released .pth, loaded weights-only."""
+    check_checkpoint_file(path)
     try:
         import torch
     except ImportError as error:
@@ -248,10 +276,17 @@ def read_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
     try:
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
-        raise ValueError(f"{path} holds more than tensors and plain values, so the weights-only loader refused "
-                         f"it (snipjax never runs code from a checkpoint): {error}") from error
+        # torch's message goes on to suggest weights_only=False, which would run the file's code: keep its
+        # diagnosis only.
+        reason = next((line.strip() for line in str(error).splitlines() if "Unsupported" in line
+                       or "WeightsUnpickler" in line), _first_line(error))
+        raise ValueError(f"holds more than tensors and plain values, so the weights-only loader refused it "
+                         f"(snipjax never runs code from a checkpoint): {reason}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"is truncated or corrupted, torch cannot read it ({_first_line(error)}): download "
+                         "it again") from None
     if not isinstance(checkpoint, dict):
-        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, not the official dict of module state_dicts")
+        raise ValueError(f"holds a {type(checkpoint).__name__}, not the official dict of module state_dicts")
     state_dict = {
         f"{module}.{key}": tensor.detach().float().numpy()
         for module in KNOWN_MODULES if module in checkpoint
@@ -260,7 +295,8 @@ def read_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
     return state_dict, dict(checkpoint.get("params") or {})
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, read=read_torch_checkpoint) -> int:
+    """The command line; `read` (path → (state_dict, params)) is replaceable for tests."""
     parser = argparse.ArgumentParser(prog="python -m snipjax.convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("--torch", required=True, metavar="FILE.pth", help="released SNIP checkpoint")
     parser.add_argument("--out", required=True, metavar="DIR", help="export dir to write (new or empty)")
@@ -272,13 +308,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {out} already exists and is not empty; choose a new --out", file=sys.stderr)
         return 1
     try:
-        state_dict, params = read_torch_checkpoint(args.torch)
+        state_dict, params = read(args.torch)
         config, converted = convert_state_dicts(state_dict, params, args.max_dim)
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as error:
         print(f"error: {args.torch}: {error}", file=sys.stderr)
+        return 1
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write_test").touch()
+        (out / ".write_test").unlink()
+    except OSError as error:
+        print(f"error: cannot write --out {out}: {error.strerror or error}", file=sys.stderr)
         return 1
 
     export_params(args.out, config, converted)

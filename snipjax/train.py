@@ -80,6 +80,8 @@ def pretraining_task(config) -> Task:
         evaluate=lambda params, frozen, batch: loss_fn(params, batch)[1],
         summarize=lambda outputs: outputs[0],  # one batch: retrieval among all eval_size pairs
         progress=(("top1_n2s", "top1 n→s"), ("top1_s2n", "top1 s→n")),
+        headline=lambda e: (f"held-out {config.eval_size}-way retrieval top-1 numeric→symbolic {e['top1_n2s']:.3f}, "
+                            f"symbolic→numeric {e['top1_s2n']:.3f} (chance {1 / config.eval_size:.4f})"),
     )
 
 

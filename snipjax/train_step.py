@@ -32,6 +32,7 @@ class Task(NamedTuple):
     evaluate:      (params, frozen, batch) -> pytree of arrays, one held-out batch's outputs (jitted).
     summarize:     outputs of all eval batches (host numpy) -> {metric: float}, the evaluation that is logged.
     progress:      (metric, label) pairs the progress line shows after the loss.
+    headline:      the last evaluation in one phrase, for the run's closing summary.
     resume_keys:   config keys that decide the data stream and the state: resuming with others is refused.
     """
 
@@ -43,6 +44,7 @@ class Task(NamedTuple):
     evaluate: Callable[[Params, Params, dict], Any]
     summarize: Callable[[list], dict[str, float]]
     progress: tuple[tuple[str, str], ...] = ()
+    headline: Callable[[dict], str] = lambda evaluation: f"held-out loss {evaluation.get('loss', float('nan')):.4f}"
     resume_keys: tuple[str, ...] = ("seed", "batch_size", "data", "model", "loss", "optim.kind")
 
 

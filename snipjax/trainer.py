@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging as std_logging
 import os
+import sys
 import time
 from typing import Callable
 
@@ -28,6 +30,7 @@ from etils import epath
 from ml_collections import config_flags
 
 from snipjax import checkpoint, parallel
+from snipjax.config import one_line, parse_flags
 from snipjax.train_step import Steps, Task, make_steps
 
 
@@ -188,11 +191,14 @@ def run(task: Task, config, workdir: str) -> dict[str, float]:
     eval_batches = [parallel.global_batch(mesh, {k: b[k] for k in fields}) for b in task.eval_batches]
     if start >= config.total_steps:  # a finished run: report where it ended, log nothing new
         checkpointer.close()
-        return evaluate(task, steps, state, eval_batches, writer=None)
+        evaluation = evaluate(task, steps, state, eval_batches, writer=None)
+        if jax.process_index() == 0:
+            logging.info(summary_lines(task, workdir, start, config.total_steps, evaluation))
+        return evaluation
     writer = MetricWriter(workdir, start)
     producer = task.batches(start)
     window = TrainWindow(config.batch_size)
-    evaluation = {}
+    evaluation, step = {}, start
     try:
         for data_step in range(start, config.total_steps):
             tick = time.perf_counter()
@@ -215,14 +221,28 @@ def run(task: Task, config, workdir: str) -> dict[str, float]:
                 window.resolve()  # a non-finite loss must stop the run before its state is saved
             checkpointer.save(step, state, data_step=step, force=last)
             if stop:
-                logging.warning("stopping at step %d on SIGTERM after saving; rerun the same command to resume",
-                                step)
+                logging.warning("stopping at step %d on SIGTERM or Ctrl-C after saving; rerun the same command "
+                                "to resume", step)
                 break
     finally:
         producer.close()
         checkpointer.close()
         writer.close()
+    if jax.process_index() == 0:
+        logging.info(summary_lines(task, workdir, step, config.total_steps, evaluation))
     return evaluation
+
+
+def summary_lines(task: Task, workdir: str, step: int, total_steps: int, evaluation: dict) -> str:
+    """What a run leaves behind and how well it did, for the end of its output."""
+    state = "finished" if step >= total_steps else f"stopped at step {step} of {total_steps} (rerun to resume)"
+    return "\n".join([
+        f"run {state}: {task.headline(evaluation)}",
+        f"  checkpoints: {os.path.join(workdir, checkpoint.CHECKPOINTS_DIR)}",
+        f"  metrics:     {os.path.join(workdir, 'metrics.jsonl')}",
+        f"  TensorBoard: tensorboard --logdir {os.path.join(workdir, 'tb')}",
+        f"  load it:     config, params = snipjax.load({workdir!r})",
+    ])
 
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A configs/<name>.py file.", lock_config=True)
@@ -240,6 +260,11 @@ def _quiet_orbax(record) -> bool:
     return record.levelno >= logging.converter.STANDARD_WARNING or "orbax" not in record.pathname
 
 
+def _no_tpu_probe_line(record) -> bool:
+    """JAX logs `Unable to initialize backend 'tpu'` on every machine without one: not news to anyone."""
+    return "Unable to initialize backend" not in record.getMessage()
+
+
 def cli(train_and_evaluate: Callable[[object, str], dict]) -> None:
     """Run `train_and_evaluate(config, workdir)` as a `python -m` program with the shared flags."""
 
@@ -247,9 +272,16 @@ def cli(train_and_evaluate: Callable[[object, str], dict]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments {argv[1:]}")
         logging.get_absl_logger().addFilter(_quiet_orbax)
+        std_logging.getLogger("jax._src.xla_bridge").addFilter(_no_tpu_probe_line)
         parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                         _DETECT_CLUSTER.value)
-        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        try:
+            train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        except (ValueError, FileNotFoundError, FloatingPointError) as error:
+            if flags.FLAGS.verbosity >= 1:  # -v 1: the whole traceback
+                raise
+            print(f"error: {one_line(error)}  (run with -v 1 for the traceback)", file=sys.stderr)
+            return 2
 
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    app.run(main, flags_parser=lambda argv: parse_flags(flags.FLAGS, argv))

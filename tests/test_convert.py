@@ -262,6 +262,7 @@ def test_unsupported_official_options_are_rejected():
 
 def test_command_without_torch_says_how_to_install(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "torch", None)  # makes `import torch` fail
+    (tmp_path / "x.pth").write_bytes(b"PK\x03\x04 a zip archive")
     assert convert.main(["--torch", str(tmp_path / "x.pth"), "--out", str(tmp_path / "out")]) == 2
     assert 'pip install "snipjax[torch]"' in capsys.readouterr().err
 
@@ -298,4 +299,36 @@ def test_pth_round_trip_with_torch(tmp_path, capsys):
     # A file that needs more than tensors and plain values is refused by the weights-only loader.
     _save_release(torch, tmp_path / "unsafe.pth", sd, argparse.Namespace(**training_params(10)))
     assert convert.main(["--torch", str(tmp_path / "unsafe.pth"), "--out", str(tmp_path / "unsafe")]) == 1
-    assert "weights-only loader refused" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "weights-only loader refused" in err and "argparse.Namespace" in err
+    assert "weights_only=False" not in err and len(err.strip().splitlines()) == 1
+
+    # A download cut short: one line naming the file and the problem.
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "snip-e2e-sr.pth").read_bytes()[:5000])
+    assert convert.main(["--torch", str(tmp_path / "cut.pth"), "--out", str(tmp_path / "cut")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'cut.pth'}: is truncated or corrupted") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"", "is empty (0 bytes)"),
+    (b"<!DOCTYPE html><html>Google Drive - Virus scan warning", "starts with the text '<!DOCTYPE html>"),
+    (bytes(range(1, 60)), "unknown format"),
+])
+def test_files_that_are_not_checkpoints_get_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "snip.pth"
+    if content is not None:
+        path.write_bytes(content)
+    assert convert.main(["--torch", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_out_is_named(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    sd = random_state_dict("state_dict_dmax1.tsv")
+    convert_args = ["--torch", "ignored.pth", "--out", str(blocker / "export")]
+    assert convert.main(convert_args, read=lambda path: (sd, training_params(1))) == 1
+    assert f"cannot write --out {blocker / 'export'}" in capsys.readouterr().err

@@ -108,18 +108,20 @@ def test_run_killed_and_resumed_equals_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_and_stops_at_the_next_step(tmp_path, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_or_ctrl_c_saves_and_stops_at_the_next_step(tmp_path, monkeypatch, signum):
     class TerminatedProducer(train.BatchProducer):
         def next(self):
-            if self.step == 2:  # a preemption notice arrives while update 3 is being prepared
-                os.kill(os.getpid(), signal.SIGTERM)
+            if self.step == 2:  # a preemption notice (or Ctrl-C) arrives while update 3 is being prepared
+                os.kill(os.getpid(), signum)
             return super().next()
 
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     monkeypatch.setattr(train, "BatchProducer", TerminatedProducer)
     train.train_and_evaluate(small_config(checkpoint_every=100), str(tmp_path))
     assert sorted(read_metrics(tmp_path)) == [1, 2, 3]
     assert saved_steps(tmp_path) == [3]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
 
 
 def test_non_finite_loss_names_the_update_and_its_samples():
@@ -199,3 +201,33 @@ def test_resuming_with_a_config_that_changes_the_data_stream_is_refused(tmp_path
     with pytest.raises(ValueError, match="seed, batch_size"):
         trainer.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size),
                                 str(tmp_path), keys)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("snipjax.train", "--config=configs/tiny.py", "--workdir=/tmp/x", "--config.batch_sise=8"),
+     'unknown config key \'batch_sise\' Did you mean "batch_size"'),
+    (("snipjax.train", "--config=configs/missing.py", "--workdir=/tmp/x"), "No such file or directory"),
+    (("snipjax.train", "--config=configs/tiny.py", "--workdir=/tmp/x", "--config.batch_size=many"),
+     "invalid literal for int()"),
+    (("snipjax.tasks.property", "--config=configs/property/cpu.py", "--workdir=/tmp/x", "--config.mode=thawed"),
+     "config.mode='thawed' is unknown"),
+    (("snipjax.bench", "train", "--config=configs/missing.py"), "No such file or directory"),
+])
+def test_command_line_mistakes_get_one_line_and_a_nonzero_status(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_help_exits_zero_and_unwritable_output_is_named(tmp_path):
+    assert run_cli("snipjax.bench", "--help").returncode == 0
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = run_cli("snipjax.data", "--n", "1", "--out", str(blocked / "samples.jsonl"))
+    assert result.returncode == 1 and f"cannot write --out {blocked / 'samples.jsonl'}" in result.stderr

@@ -54,7 +54,10 @@ def describe(record: dict, spec: DataSpec, n_points: int = 3) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m snipjax.data", description=__doc__.splitlines()[0])
-    parser.add_argument("--max-dim", type=int, default=1, help="Dmax: the model's maximum input dimension")
+    parser.add_argument("--max-dim", type=int, default=1,
+                        help="Dmax: the model's maximum input dimension (the released models: 1 and 10; a larger "
+                             "Dmax is allowed and makes a vocabulary with more variables, which no released "
+                             "model knows)")
     parser.add_argument("--n", type=int, default=5, help="number of samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=int, default=0, help="index of the first sample")
@@ -69,7 +72,12 @@ def main(argv=None) -> int:
     records = (sample_record(generate_sample(spec, args.seed, i), spec)
                for i in range(args.start, args.start + args.n))
     if args.out:
-        with open(args.out, "w") as out:
+        try:
+            out = open(args.out, "w")
+        except OSError as error:
+            print(f"error: cannot write --out {args.out}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        with out:
             for record in records:
                 out.write(json.dumps(record) + "\n")
         print(f"wrote {args.n} samples to {args.out}")

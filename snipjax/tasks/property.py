@@ -207,6 +207,8 @@ def property_task(config) -> Task:
                                                 "truth": batch[label]},
         summarize=summarize,
         progress=(("accuracy", "accuracy"),) if binary else (),
+        headline=lambda e: (f"test accuracy {e['accuracy']:.3f} (chance {e['chance_accuracy']:.3f})" if binary else
+                            f"test R² {e['r2']:.4f}, NMSE {e['nmse']:.4f} (chance R² {e['chance_r2']:.4f})"),
         resume_keys=("seed", "batch_size", "data", "property", "mode", "pretrained", "n_train", "n_test",
                      "head_hidden", "optim.kind"),
     )
