@@ -2,6 +2,7 @@
 
   python -m snipjax.bench data [--seconds 10]                    # sample generation (expression, points, tokens)
   python -m snipjax.bench train --config configs/tiny.py [--steps 20] [--peak 1e12] [--config.key=value ...]
+  python -m snipjax.bench formulas [--n 10000] [--checkpoint DIR]  # generated infix strings parse back exactly?
 """
 
 from __future__ import annotations
@@ -43,18 +44,76 @@ def run_data(seconds: float) -> None:
             }), flush=True)
 
 
+def run_formulas(n: int, checkpoint: str | None) -> None:
+    """The share of generated samples whose `infix` string parses back to exactly their training token ids,
+    per Dmax (1 and 10), with the first exceptions; with a checkpoint, held-out retrieval among 256 pairs with
+    the symbolic side given as those strings and as the training ids."""
+    import numpy as np
+
+    from snipjax.data import formulas, tokens
+    from snipjax.data.samples import generate_sample
+
+    for max_dim in (1, 10):
+        spec = DataSpec(max_dim=max_dim)
+        exceptions = []
+        for index in range(n):
+            expression = generate_sample(spec, 0, index).expression
+            try:
+                same = np.array_equal(tokens.expression_ids(formulas.parse(expression.infix()), max_dim),
+                                      tokens.expression_ids(expression, max_dim))
+            except formulas.FormulaError as error:
+                same, expression = False, f"{expression.infix()} ({error})"
+            if not same:
+                exceptions.append(str(expression))
+        print(json.dumps({"name": "formula_round_trip", "max_dim": max_dim, "samples": n,
+                          "exact_share": 1 - len(exceptions) / n, "exceptions": exceptions[:10]}), flush=True)
+    if checkpoint:
+        print(json.dumps(_retrieval_with_strings(checkpoint)), flush=True)
+
+
+def _retrieval_with_strings(checkpoint: str, size: int = 256) -> dict:
+    import numpy as np
+
+    import snipjax
+    from snipjax.data.pipeline import make_batch
+    from snipjax.data.samples import as_spec, generate_sample
+    from snipjax.train import EVAL_SEED_OFFSET
+
+    config, params = snipjax.load(checkpoint)
+    indices = np.arange(size)
+    batch = make_batch(config.data, config.seed + EVAL_SEED_OFFSET, indices)
+    spec = as_spec(config.data)
+    strings = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, int(i)).expression.infix() for i in indices]
+    z_points = np.asarray(snipjax.encode_numeric_tokens(params, batch["points"], config=config))
+    result = {"name": "retrieval_strings_vs_ids", "checkpoint": checkpoint, "pairs": size}
+    for name, z in (("ids", snipjax.encode_symbolic_tokens(params, batch["symbols"], batch["symbol_len"],
+                                                             config=config)),
+                    ("strings", snipjax.encode_symbolic(params, strings, config=config))):
+        similarity = z_points @ np.asarray(z).T
+        result[f"top1_n2s_{name}"] = float(np.mean(similarity.argmax(axis=1) == indices))
+        result[f"top1_s2n_{name}"] = float(np.mean(similarity.argmax(axis=0) == indices))
+    return result
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    if not argv or argv[0] not in ("data", "train"):
+    if not argv or argv[0] not in ("data", "train", "formulas"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "data":
         parser = argparse.ArgumentParser(prog="python -m snipjax.bench data")
         parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per case")
         run_data(parser.parse_args(argv[1:]).seconds)
+        return 0
+    if argv[0] == "formulas":
+        parser = argparse.ArgumentParser(prog="python -m snipjax.bench formulas")
+        parser.add_argument("--n", type=int, default=10_000, help="generated samples per Dmax")
+        parser.add_argument("--checkpoint", help="a trained model: compare retrieval with strings and with ids")
+        args = parser.parse_args(argv[1:])
+        run_formulas(args.n, args.checkpoint)
         return 0
     from snipjax import bench_train  # jax loads only for the training benchmark
 

@@ -185,3 +185,11 @@ def test_formulas_nested_too_deeply_give_a_formula_error_quoting_80_characters(f
         formulas.parse(formula)
     quoted = str(error.value).split("'")[1]
     assert len(quoted) <= 83 and quoted.endswith("...")
+
+
+def test_formula_round_trip_benchmark_reports_the_exact_share(capsys):
+    from snipjax import bench
+
+    assert bench.main(["formulas", "--n", "40"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["max_dim"], r["exact_share"], r["exceptions"]) for r in rows] == [(1, 1.0, []), (10, 1.0, [])]
