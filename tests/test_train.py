@@ -49,6 +49,8 @@ def test_training_program_runs_and_writes_its_outputs(tmp_path):
     # Run again, the run is finished: no training, the same evaluation.
     assert train.train_and_evaluate(small_config(), str(tmp_path)) == evaluation
     assert sorted(read_metrics(tmp_path)) == [1, 2, 3, 4, 5, 6]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["split"] == "eval" for line in lines) == 2  # the rerun logged nothing
 
 
 @pytest.mark.slow
