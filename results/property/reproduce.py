@@ -6,19 +6,23 @@
 Runs `python -m snipjax.tasks.property` for every property × mode (supervised, frozen, finetuned): numeric
 properties from the symbolic encoder (the paper's direction) and formula properties from the numeric encoder;
 then NCR and upwardness with 100, 300, 1k, 3k and 10k training labels; then draws the symbolic latents of the
-test expressions, from the pretrained and from an untrained encoder, coloured by each property. Every run's
-metrics land in results.json as they finish, so an interrupted reproduction resumes with the next run.
+test expressions, from the pretrained and from an untrained encoder, coloured by each property. The runs share
+this process, and so one generation of the samples; each is what `python -m snipjax.tasks.property` with its
+recorded command gives. Every run's metrics land in results.json as they finish, so an interrupted
+reproduction resumes with the next run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
-import subprocess
+import shutil
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,23 +46,34 @@ def machine() -> dict:
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__}
 
 
-def last_eval(workdir: Path) -> dict:
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["split"] == "eval"][-1]
+def load_config(path: str):
+    spec = importlib.util.spec_from_file_location("property_config", ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
-def run_one(config: str, pretrained: str, prop: str, mode: str, n_train: int | None = None) -> dict:
+def run_one(config_file: str, pretrained: str, prop: str, mode: str, n_train: int | None = None,
+            extra: dict | None = None) -> dict:
+    """One property run, in this process (so all runs share one generation of the samples); the result is
+    what `python -m snipjax.tasks.property` with the recorded command gives."""
+    from snipjax.tasks import property as task
+
     name = f"{prop}_{mode}" + (f"_n{n_train}" if n_train else "")
-    workdir = ROOT / "runs" / "property" / name
-    overrides = [f"--config.property={prop}", f"--config.mode={mode}", f"--config.pretrained={pretrained}"]
+    workdir = f"runs/property/{name}"
+    overrides = {"property": prop, "mode": mode, "pretrained": pretrained, **(extra or {})}
     if n_train:
-        overrides.append(f"--config.n_train={n_train}")
-    command = [sys.executable, "-m", "snipjax.tasks.property", f"--config={config}", f"--workdir={workdir}",
-               *overrides]
-    shown = " ".join(["python", *command[1:]]).replace(str(ROOT) + "/", "")
-    print(f"running: {shown}", flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
-    return {"property": prop, "mode": mode, "n_train": n_train, "command": shown, "metrics": last_eval(workdir)}
+        overrides["n_train"] = n_train
+    shutil.rmtree(ROOT / workdir, ignore_errors=True)
+    command = " ".join(["python -m snipjax.tasks.property", f"--config={config_file}", f"--workdir={workdir}",
+                        *(f"--config.{k}={v}" for k, v in overrides.items())])
+    print(f"running: {command}", flush=True)
+    config = load_config(config_file)
+    config.update_from_flattened_dict(overrides)
+    start = time.time()
+    metrics = task.train_and_evaluate(config, str(ROOT / workdir))
+    return {"property": prop, "mode": mode, "n_train": n_train, "command": command,
+            "wall_s": round(time.time() - start, 1), "metrics": metrics}
 
 
 def latents(config_file: str, pretrained: str, n: int = 1000) -> dict:
@@ -206,7 +221,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pretrained", default="runs/pretrain_cpu_1d")
     parser.add_argument("--pretrained-config", default="configs/cpu_1d.py")
     parser.add_argument("--config", default="configs/property/cpu.py")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every run, e.g. total_steps=100")
     args = parser.parse_args(argv)
+    os.chdir(ROOT)  # paths are relative to the repository root
+    from absl import logging
+
+    logging.set_verbosity(logging.INFO)
+    extra = dict(item.split("=", 1) for item in args.set)
+    for key, value in extra.items():
+        try:
+            extra[key] = json.loads(value)  # numbers and booleans; anything else stays a string
+        except ValueError:
+            pass
     if args.what == "report":
         report()
         return 0
@@ -219,7 +246,7 @@ def main(argv: list[str]) -> int:
     plan += [(p, m, n) for p in LOW_DATA_PROPERTIES for n in LOW_DATA_SIZES[:-1] for m in MODES]
     for prop, mode, n in plan:
         if find(results["runs"], prop, mode, n) is None:
-            results["runs"].append(run_one(args.config, args.pretrained, prop, mode, n))
+            results["runs"].append(run_one(args.config, args.pretrained, prop, mode, n, extra))
             out.write_text(json.dumps(results, indent=1) + "\n")
     plot_latents(args.pretrained, args.config)
     report()

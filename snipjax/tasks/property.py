@@ -16,6 +16,8 @@ the same for every mode. Runs on the shared loop (`snipjax.trainer`): checkpoint
 
 from __future__ import annotations
 
+import json
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -110,6 +112,19 @@ def data_config(config, encoder_cfg) -> ml_collections.ConfigDict:
     return data
 
 
+_SAMPLES: dict[str, dict[str, np.ndarray]] = {}  # per data config and seed: the longest prefix made so far
+
+
+def samples(data, seed: int, count: int) -> dict[str, np.ndarray]:
+    """Samples 0..count-1 of a seed stream. Samples are pure functions of their index, so runs in one
+    process (every mode, every training-set size of a table) share one generation and slice it."""
+    settings = {k: v for k, v in data.to_dict().items() if k != "workers"}
+    key = json.dumps({"data": settings, "seed": seed}, sort_keys=True)
+    if key not in _SAMPLES or len(_SAMPLES[key]["index"]) < count:
+        _SAMPLES[key] = generate(data, seed, count, data.get("workers", 0))
+    return {k: v[:count] for k, v in _SAMPLES[key].items()}
+
+
 def regression_metrics(pred: np.ndarray, truth: np.ndarray, train_mean: float) -> dict[str, float]:
     """As the official evaluation prints them: R², MSE, NMSE = MSE / Var(truth); accuracy within each tolerance
     after min-max scaling truth and prediction by the truth's range; the same for the chance predictor (the
@@ -152,10 +167,10 @@ def property_task(config) -> Task:
     binary = prop in BINARY_PROPERTIES
     frozen_mode = config.mode == "frozen"
 
-    train_set = generate(data, config.seed + TRAIN_SEED_OFFSET, config.n_train, config.data.workers)
+    train_set = samples(data, config.seed + TRAIN_SEED_OFFSET, config.n_train)
     test_data = ml_collections.ConfigDict(data.to_dict())
     test_data.min_binary_ops_per_dim = config.test_min_binary_ops_per_dim
-    test_set = generate(test_data, config.seed + TEST_SEED_OFFSET, config.n_test, config.data.workers)
+    test_set = samples(test_data, config.seed + TEST_SEED_OFFSET, config.n_test)
     train_mean = float(np.mean(train_set[label]))
     keep = fields + (label,)
     train_set = {k: train_set[k] for k in keep}
