@@ -157,6 +157,7 @@ def classification_metrics(logits: np.ndarray, truth: np.ndarray, train_mean: fl
 
 
 def property_task(config) -> Task:
+    """The predictor of `config.property` in `config.mode`, with its training and test sets, for the loop."""
     encoder_cfg, pretrained = encoder_config(config)
     prop, label = config.property, label_name(config.property)
     data = data_config(config, encoder_cfg)
