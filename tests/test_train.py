@@ -233,3 +233,36 @@ def test_help_exits_zero_and_unwritable_output_is_named(tmp_path):
     blocked.write_text("")
     result = run_cli("snipjax.data", "--n", "1", "--out", str(blocked / "samples.jsonl"))
     assert result.returncode == 1 and f"cannot write --out {blocked / 'samples.jsonl'}" in result.stderr
+
+
+def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
+    """A task of a few lines (least squares with a frozen offset) gets the loop's checkpoints, metrics and
+    evaluation; the frozen part stays bit-identical and outside the optimizer."""
+    from snipjax.data.pipeline import EpochBatches
+    from snipjax.train_step import Task
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    data = {"x": x, "y": (x @ np.array([1.0, -2.0, 0.5], np.float32) + 3.0).astype(np.float32)}
+    offset = jnp.array(3.0)
+
+    def loss(params, frozen, batch):
+        error = batch["x"] @ params["w"] + frozen["offset"] - batch["y"]
+        return jnp.mean(error**2), {"loss": jnp.mean(error**2)}
+
+    task = Task(
+        init=lambda key: ({"w": jnp.zeros(3)}, {"offset": offset}),
+        loss=loss,
+        example_batch={"x": jax.ShapeDtypeStruct((16, 3), jnp.float32), "y": jax.ShapeDtypeStruct((16,), jnp.float32)},
+        batches=lambda start: EpochBatches(data, 16, seed=0, start_step=start),
+        eval_batches=[{"x": x[:16], "y": data["y"][:16]}],
+        evaluate=lambda params, frozen, batch: loss(params, frozen, batch)[1],
+        summarize=lambda outputs: outputs[0],
+    )
+    config = small_config(total_steps=60, log_every=20, eval_every=30, checkpoint_every=30)
+    config.optim.update(kind="adamw_cosine", lr=0.1, warmup_steps=5)
+    evaluation = trainer.run(task, config, str(tmp_path))
+    assert evaluation["loss"] < 0.05 and sorted(read_metrics(tmp_path, "eval")) == [30, 60]
+    state = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / "60" / checkpoint.STATE)
+    assert state["frozen"]["offset"] == 3.0 and "offset" not in str(jax.tree_util.tree_structure(state["opt_state"]))
+    np.testing.assert_allclose(state["params"]["w"], [1.0, -2.0, 0.5], atol=0.1)
