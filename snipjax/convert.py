@@ -33,6 +33,7 @@ SR_MODULES = ("embedder", "encoder_y", "mapper", "decoder")  # the symbolic-regr
 # Modules a release may carry that snipjax does not load: the pretraining repo's untrained decoder and its
 # property-prediction heads (the SR release's decoder, in contrast, is loaded).
 KNOWN_MODULES = ("embedder", "encoder_y", "encoder_f", "decoder", "mapper", "regressor", "classifier")
+TIED_OUTPUT = "decoder.proj.weight"  # the official decoder's output weight, its input embeddings when tied
 UNUSED_KEY = re.compile(r"^(encoder_y|encoder_f)\.z_projection\.")  # built by the official encoders, never used
 
 # Training arguments the conversion reads from the file's `params`, with the official parser's defaults.
@@ -145,8 +146,8 @@ def training_arguments(state_dict: Mapping[str, Any], params: Mapping[str, Any])
     return {**layers, **params, **widths}
 
 
-def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool,
-                       memory_length: int | None = None) -> ml_collections.ConfigDict:
+def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool, memory_length: int | None = None,
+                       tie_embeddings: bool = True) -> ml_collections.ConfigDict:
     """The snipjax config of an official model from its training arguments (official defaults if absent)."""
     _check_supported(params, sr)
     config = default_config()
@@ -170,7 +171,7 @@ def config_from_params(params: Mapping[str, Any], max_dim: int, sr: bool,
                              f"width enc_emb_dim={m.d_model}; snipjax shares one d_model")
         m.decoder = ml_collections.ConfigDict({
             "n_layers": _param(params, "n_dec_layers"), "n_heads": _param(params, "n_dec_heads"),
-            "memory_length": memory_length,
+            "memory_length": memory_length, "tie_embeddings": tie_embeddings,
         })
     return config
 
@@ -202,13 +203,17 @@ def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any]
                          f"(it has: {sorted(_modules(state_dict))})")
 
     max_dim = _check_max_dim(state_dict, params, max_dim)
-    memory_length = None
+    memory_length, tied = None, False
     if sr:
         memory_length = _shape(state_dict, "mapper.linear1.weight")[0] // _param(params, "enc_emb_dim")
-    config = config_from_params(training_arguments(state_dict, params), max_dim, sr, memory_length)
+        # share_inout_emb: torch saves the tied output weight under both names, as one tensor.
+        tied = TIED_OUTPUT in state_dict and np.array_equal(state_dict[TIED_OUTPUT],
+                                                             state_dict.get("decoder.embeddings.weight"))
+    config = config_from_params(training_arguments(state_dict, params), max_dim, sr, memory_length, tied)
 
     expected = _expected_shapes(config, sr)
-    used = {key for key in state_dict if key.partition(".")[0] in required and not UNUSED_KEY.match(key)}
+    used = {key for key in state_dict if key.partition(".")[0] in required and not UNUSED_KEY.match(key)
+            and not (tied and key == TIED_OUTPUT)}
     missing, mismatched = [], []
 
     def convert(path, leaf: jax.ShapeDtypeStruct) -> np.ndarray | None:

@@ -174,11 +174,15 @@ def test_converted_encoders_match_official_forward(max_dim, tsv):
     assert_close(out["z_symbolic"], numpy_symbolic_latent(sd, batch["symbols"], batch["symbol_len"]))
 
 
-def test_converted_sr_model_matches_official_next_token_logits():
+@pytest.mark.parametrize("tied", [True, False], ids=["share_inout_emb", "separate_proj"])
+def test_converted_sr_model_matches_official_next_token_logits(tied):
     sd = random_state_dict("state_dict_sr_dmax10.tsv")
+    if tied:  # the official decoder (share_inout_emb=True): torch saves one tensor under both names
+        sd["decoder.proj.weight"] = sd["decoder.embeddings.weight"]
     config, params = convert.convert_state_dicts(sd, training_params(10))
     assert dict(config.model.decoder) == {"n_layers": N_DEC_LAYERS, "n_heads": N_DEC_HEADS,
-                                          "memory_length": MEMORY_LENGTH}
+                                          "memory_length": MEMORY_LENGTH, "tie_embeddings": tied}
+    assert ("kernel" in params["decoder"]["proj"]) == (not tied)
     batch = real_batch(10)
     logits = models.make_next_token_logits(config)(params, batch["points"], batch["symbols"], batch["symbol_len"])
     z = numpy_numeric_latent(sd, batch["points"])
@@ -202,9 +206,11 @@ def test_released_layouts_convert_at_full_size(tsv, max_dim, n_dec_layers, loade
     assert config.model.latent_dim == 512
     if n_dec_layers:
         assert config.model.decoder.n_layers == n_dec_layers
-    # Every loaded official parameter lands in snipjax, except the encoders' unused z_projection.
+    # Every loaded official parameter lands in snipjax, except the encoders' unused z_projection and the tied
+    # output weight (equal to the decoder's embeddings here, as in the release), which is not a copy.
+    tied = {"decoder.proj.weight"} if n_dec_layers and config.model.decoder.tie_embeddings else set()
     official = sum(np.prod(shape) for key, shape in shapes.items()
-                   if key.partition(".")[0] in loaded_modules and ".z_projection." not in key)
+                   if key.partition(".")[0] in loaded_modules and ".z_projection." not in key and key not in tied)
     assert sum(leaf.size for leaf in jax.tree_util.tree_leaves(converted)) == official
 
 

@@ -36,20 +36,43 @@ class Mapper(nn.Module):
         return dense(self.d_model, self.d_model, self.dtype, "linear2")(hidden)
 
 
+class OutputBias(nn.Module):
+    """The bias of a tied output projection (its weight is the input embedding table)."""
+
+    features: int
+    fan_in: int
+
+    @nn.compact
+    def __call__(self, logits: Array) -> Array:
+        bound = self.fan_in**-0.5  # PyTorch's nn.Linear bias initialisation, as `dense`
+        bias = self.param("bias", lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound),
+                          (self.features,))
+        return logits + bias.astype(logits.dtype)
+
+
 class ExpressionDecoder(nn.Module):
-    """Causal transformer over prefix token ids, cross-attending to `memory`; → next-token logits (float32)."""
+    """Causal transformer over prefix token ids, cross-attending to `memory`; → next-token logits (float32).
+
+    `tie_embeddings` (the official `share_inout_emb=True`): the output projection's weight is the input
+    embedding table, and only its bias is a parameter of its own; False gives a separate `proj` Dense.
+    """
 
     spec: TransformerSpec
     vocab_size: int
+    tie_embeddings: bool = True
 
     @nn.compact
     def __call__(self, tokens: Array, token_len: Array, memory: Array) -> Array:
         spec = self.spec
-        x = nn.Embed(self.vocab_size, spec.d_model, dtype=spec.dtype,
-                     embedding_init=embedding_init(spec.d_model), name="embeddings")(tokens)
+        embed = nn.Embed(self.vocab_size, spec.d_model, dtype=spec.dtype,
+                         embedding_init=embedding_init(spec.d_model), name="embeddings")
         hidden = Transformer(spec, use_positions=True, cross_attention=True, name="transformer")(
-            x, token_len, causal=True, memory=memory)
-        return dense(self.vocab_size, spec.d_model, spec.dtype, "proj")(hidden).astype(jnp.float32)
+            embed(tokens), token_len, causal=True, memory=memory)
+        if self.tie_embeddings:
+            logits = OutputBias(self.vocab_size, spec.d_model, name="proj")(embed.attend(hidden))
+        else:
+            logits = dense(self.vocab_size, spec.d_model, spec.dtype, "proj")(hidden)
+        return logits.astype(jnp.float32)
 
 
 class SymbolicRegressionModel(nn.Module):
@@ -71,7 +94,7 @@ class SymbolicRegressionModel(nn.Module):
 
 def make_sr_model(config: ml_collections.ConfigDict) -> SymbolicRegressionModel:
     """The SR model of `config`: config.model as for SNIP, plus config.model.decoder.{n_layers, n_heads,
-    memory_length} (the mapper's number of memory vectors)."""
+    memory_length (the mapper's number of memory vectors), tie_embeddings}."""
     m = config.model
     if "decoder" not in m:
         raise ValueError("config.model.decoder (n_layers, n_heads, memory_length) is missing: this config "
@@ -80,7 +103,8 @@ def make_sr_model(config: ml_collections.ConfigDict) -> SymbolicRegressionModel:
     return SymbolicRegressionModel(
         numeric_encoder=make_numeric_encoder(config),
         mapper=Mapper(m.latent_dim, m.d_model, m.decoder.memory_length, spec.dtype),
-        decoder=ExpressionDecoder(spec, get_vocab(config.data.max_dim).equation_size),
+        decoder=ExpressionDecoder(spec, get_vocab(config.data.max_dim).equation_size,
+                                  m.decoder.get("tie_embeddings", True)),
     )
 
 
