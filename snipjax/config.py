@@ -91,6 +91,27 @@ def property_config() -> ml_collections.ConfigDict:
     return config
 
 
+def sr_config() -> ml_collections.ConfigDict:
+    """Decoder training as the official SR code runs it (run_train.sh): the SNIP-10dmax numeric encoder frozen,
+    a mapper to 200 memory vectors and a 16-layer decoder (d 512, 16 heads, tied output embeddings), next-token
+    cross-entropy on expressions with raw y; batch 64, Adam 4e-5 with the official schedule.
+
+    `model` describes the whole SR model when no checkpoint gives it; with `pretrained` (the encoder) the
+    encoder and data settings come from that checkpoint and `model.decoder` adds the decoder.
+    """
+    config = default_config()
+    config.data.max_dim = 10
+    config.data.normalize_y = False
+    config.model.decoder = ml_collections.ConfigDict(
+        {"n_layers": 16, "n_heads": 16, "memory_length": 200, "tie_embeddings": True})
+    config.pretrained = ""  # the numeric encoder: a pretraining workdir, an export dir, a converted checkpoint
+    config.pretrained_sr = ""  # everything: a converted snip-e2e-sr.pth or a workdir of this program
+    config.train_encoder = False
+    config.batch_size = 64
+    config.checkpoint_every = 10_000
+    return config
+
+
 def one_line(error: BaseException) -> str:
     """An exception's message on one line (absl and ml_collections spread theirs over several lines, and
     ml_collections quotes its own as a Python literal)."""

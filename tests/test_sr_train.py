@@ -1,0 +1,91 @@
+"""Decoder training for symbolic regression on the shared loop: targets, frozen encoder, exact resume."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snipjax import checkpoint, train
+from snipjax.config import sr_config
+from snipjax.tasks.sr import train as sr_train
+from training_helpers import read_metrics, small_config
+
+
+def tiny_sr_config(**overrides):
+    config = sr_config()
+    base = small_config(**{"data.max_dim": 2, "data.normalize_y": False})
+    config.data = base.data
+    decoder = config.model.decoder
+    config.model = base.model
+    config.model.decoder = decoder
+    config.model.decoder.update(n_layers=1, n_heads=2, memory_length=4)
+    config.update(batch_size=16, total_steps=4, log_every=1, eval_every=2, eval_size=16, checkpoint_every=2,
+                  keep_checkpoints=10)
+    config.optim.update(kind="adamw_cosine", lr=1e-3, warmup_steps=1)
+    for key, value in overrides.items():
+        config.update_from_flattened_dict({key: value})
+    return config
+
+
+def test_targets_are_the_next_tokens_after_the_opening_eos():
+    symbols = jnp.array([[7, 1, 2, 7, 0, 0], [7, 3, 7, 0, 0, 0]])
+    inputs, targets, mask = sr_train.sequence_targets(symbols, jnp.array([4, 3]))
+    np.testing.assert_array_equal(inputs, symbols[:, :-1])
+    np.testing.assert_array_equal(targets, symbols[:, 1:])
+    np.testing.assert_array_equal(mask, [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]])
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("encoder")
+    train.train_and_evaluate(small_config(**{"data.max_dim": 2, "data.normalize_y": False, "total_steps": 2,
+                                             "eval_every": 2}), str(workdir))
+    return str(workdir)
+
+
+@pytest.mark.slow
+def test_decoder_trains_on_a_frozen_pretrained_encoder_and_resumes_exactly(encoder_dir, tmp_path):
+    config = tiny_sr_config(pretrained=encoder_dir)
+    sr_train.train_and_evaluate(tiny_sr_config(pretrained=encoder_dir, total_steps=2), str(tmp_path / "resumed"))
+    evaluation = sr_train.train_and_evaluate(config, str(tmp_path / "resumed"))
+    assert sr_train.train_and_evaluate(config, str(tmp_path / "straight")) == evaluation
+    assert read_metrics(tmp_path / "resumed") == read_metrics(tmp_path / "straight")
+    assert {"loss", "token_accuracy", "sequence_accuracy"} <= evaluation.keys()
+    trained = checkpoint.load_params(str(tmp_path / "straight"))[1]
+    assert set(trained) == {"mapper", "decoder"}  # the optimizer's parameters: the encoder is frozen
+    assert "kernel" not in trained["decoder"]["proj"]  # the output projection is the embedding table
+    step = checkpoint._restore_as_numpy(tmp_path / "straight" / "checkpoints" / "4" / checkpoint.STATE, "frozen")
+    jax.tree.map(np.testing.assert_array_equal, step["numeric_encoder"],
+                 checkpoint.load_params(encoder_dir)[1]["numeric_encoder"])
+
+
+@pytest.mark.slow
+def test_a_decoder_checkpoint_continues_whole_and_an_encoder_pair_is_refused_as_one(encoder_dir, tmp_path):
+    sr_train.train_and_evaluate(tiny_sr_config(train_encoder=True, total_steps=2), str(tmp_path / "first"))
+    config = tiny_sr_config(pretrained_sr=str(tmp_path / "first"))
+    task = sr_train.sr_task(config)
+    params, frozen = task.init(jax.random.key(5))
+    first = checkpoint.load_params(str(tmp_path / "first"))[1]
+    jax.tree.map(np.testing.assert_array_equal, params["decoder"], first["decoder"])
+    with pytest.raises(ValueError, match="holds no decoder"):
+        sr_train.sr_task(tiny_sr_config(pretrained_sr=encoder_dir))
+
+
+def test_sr_configs_build_and_start_with_their_command(monkeypatch):
+    import glob
+    import importlib.util
+    import os
+
+    from snipjax import models
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.syspath_prepend(repo)
+    paths = sorted(glob.glob(os.path.join(repo, "configs", "sr", "*.py")))
+    assert paths
+    for path in paths:
+        spec = importlib.util.spec_from_file_location("sr_config_module", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        models.make_sr_model(module.get_config())
+        command = next(line.strip() for line in module.__doc__.splitlines()[1:] if line.strip())
+        assert "snipjax.tasks.sr.train" in command and os.path.relpath(path, repo) in command
