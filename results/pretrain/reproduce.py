@@ -186,7 +186,7 @@ def plot_final(finals: dict[str, dict], rows: dict[str, list[dict]]) -> None:
                     label=f"top-{k} symbolic → numeric")
             ax.axhline(k / eval_size, color="gray", ls=style, label=f"top-{k} chance")
         ax.set(xlabel="step", ylabel=f"held-out {eval_size}-way accuracy", title=f"{summary['config_file']}",
-               ylim=(0, 1))
+               ylim=(0, None))
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(HERE / "curve.png", dpi=120)
@@ -248,6 +248,14 @@ def report() -> None:
             lines.append(f"| {v['name']} | {v['steps']} | {v['bench_samples_per_s']:.0f} | {_cells(f)} | "
                          f"{f['loss']:.3f} | {f['z_norm_n']:.2f} / {f['z_norm_s']:.2f} | {f['logit_scale']:.1f} | "
                          f"{last['grad_norm']:.2f} |")
+        recorded = {v["name"] for v in ablation["variants"]}
+        missing = [name for name in ABLATION if name not in recorded]
+        top1 = [(v["final"]["top1_n2s"] + v["final"]["top1_s2n"]) / 2 for v in ablation["variants"]]
+        p = max(top1)
+        lines += ["", f"One 256-way evaluation resolves top-1 to about ±{(p * (1 - p) / 256) ** 0.5:.3f} (binomial "
+                  f"standard error at {p:.3f}): differences smaller than that are noise."]
+        if missing:
+            lines += ["", "Not recorded yet (the ablation resumes with them): " + "; ".join(missing) + "."]
         lines += ["", "![ablation](ablation.png)", "", *explain_official(ablation), ""]
     finals = {n: json.loads((HERE / f"final_{n}.json").read_text()) for n in FINAL_CONFIGS
               if (HERE / f"final_{n}.json").exists()}
