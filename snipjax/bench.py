@@ -84,12 +84,16 @@ def _retrieval_with_strings(checkpoint: str, size: int = 256) -> dict:
     batch = make_batch(config.data, config.seed + EVAL_SEED_OFFSET, indices)
     spec = as_spec(config.data)
     strings = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, int(i)).expression.infix() for i in indices]
-    z_points = np.asarray(snipjax.encode_numeric_tokens(params, batch["points"], config=config))
+    def similarity_space(z):  # the similarity the model was trained with: cosine unless raw InfoNCE
+        z = np.asarray(z)
+        return z if config.loss.kind == "infonce" else z / np.linalg.norm(z, axis=-1, keepdims=True)
+
+    z_points = similarity_space(snipjax.encode_numeric_tokens(params, batch["points"], config=config))
     result = {"name": "retrieval_strings_vs_ids", "checkpoint": checkpoint, "pairs": size}
     for name, z in (("ids", snipjax.encode_symbolic_tokens(params, batch["symbols"], batch["symbol_len"],
                                                              config=config)),
                     ("strings", snipjax.encode_symbolic(params, strings, config=config))):
-        similarity = z_points @ np.asarray(z).T
+        similarity = z_points @ similarity_space(z).T
         result[f"top1_n2s_{name}"] = float(np.mean(similarity.argmax(axis=1) == indices))
         result[f"top1_s2n_{name}"] = float(np.mean(similarity.argmax(axis=0) == indices))
     return result
