@@ -196,3 +196,13 @@ def test_the_paper_config_runs_unchanged_on_a_converted_official_checkpoint(tmp_
     paper.model.latent_dim = D  # the test checkpoint is shrunk; the released one has 512, as the config says
     metrics = prop_task.train_and_evaluate(paper, str(tmp_path / "run"))
     assert np.isfinite(metrics["r2"]) and 0.0 <= metrics["acc_0.1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_input_dimension_is_predicted_from_the_points_of_a_multi_dimensional_model(tmp_path):
+    config = tiny_property_config("", mode="supervised", property="dim", total_steps=2)
+    config.data.update(max_dim=3, normalize_y=False, n_points=50, max_len=64)
+    metrics = prop_task.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(metrics["r2"]) and "accuracy" not in metrics
+    with pytest.raises(ValueError, match="defined for 1-D functions"):
+        prop_task.property_task(tiny_property_config("", mode="supervised", property="ncr", **{"data.max_dim": 3}))
