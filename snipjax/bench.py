@@ -75,15 +75,16 @@ def _retrieval_with_strings(checkpoint: str, size: int = 256) -> dict:
     import numpy as np
 
     import snipjax
-    from snipjax.data.pipeline import make_batch
-    from snipjax.data.samples import as_spec, generate_sample
+    from snipjax.data.samples import as_spec, batch_of, generate_sample
     from snipjax.train import EVAL_SEED_OFFSET
 
     config, params = snipjax.load(checkpoint)
-    indices = np.arange(size)
-    batch = make_batch(config.data, config.seed + EVAL_SEED_OFFSET, indices)
     spec = as_spec(config.data)
-    strings = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, int(i)).expression.infix() for i in indices]
+    samples = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, i) for i in range(size)]
+    batch = batch_of(samples, spec)  # the held-out pairs of training, generated once for ids and strings
+    strings = [sample.expression.infix() for sample in samples]
+    indices = np.arange(size)
+
     def similarity_space(z):  # the similarity the model was trained with: cosine unless raw InfoNCE
         z = np.asarray(z)
         return z if config.loss.kind == "infonce" else z / np.linalg.norm(z, axis=-1, keepdims=True)

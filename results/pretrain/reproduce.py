@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,6 +25,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))  # results/common.py
+
+from common import machine, pyplot  # noqa: E402
 ABLATION_BASE = "configs/tiny.py"  # every key that shapes the run is overridden below
 FINAL_CONFIGS = {"cpu_1d": "configs/cpu_1d.py", "cpu_10d": "configs/cpu_10d.py"}
 
@@ -58,13 +59,6 @@ ABLATION: dict[str, dict] = {
 # Keys that change what a step costs (loss kind, norm placement, positions and initialisation barely do).
 COST_KEYS = ("batch_size", "model.d_model", "model.n_layers", "model.d_ff", "model.latent_dim", "data.max_len")
 
-
-def machine() -> dict:
-    import jax
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
-            "devices": [str(d) for d in jax.devices()]}
 
 
 def flags_of(overrides: dict) -> list[str]:
@@ -142,17 +136,9 @@ def run_final(names: list[str]) -> None:
     report()
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_ablation(ablation: dict) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     for i, v in enumerate(ablation["variants"]):
         style = "-" if i < 10 else "--"
@@ -173,7 +159,7 @@ def plot_ablation(ablation: dict) -> None:
 
 
 def plot_final(finals: dict[str, dict], rows: dict[str, list[dict]]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(finals), figsize=(6 * len(finals), 4), squeeze=False)
     for ax, (name, summary) in zip(axes[0], finals.items()):
         evals = [r for r in rows[name] if r["split"] == "eval"]

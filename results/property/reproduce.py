@@ -19,7 +19,6 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -27,6 +26,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))  # results/common.py
+
+from common import machine, pyplot  # noqa: E402
 sys.path.insert(0, str(ROOT))  # configs/ are importable from the repository root
 
 MODES = ("supervised", "frozen", "finetuned")
@@ -38,12 +40,6 @@ LOW_DATA_SIZES = (100, 300, 1000, 3000, 10000)
 PAPER = {"ncr": {"supervised": (0.4701, 0.5299), "frozen": (0.9269, 0.0731), "finetuned": (0.9317, 0.0683)},
          "upward": {"supervised": (0.4644, 0.5356), "frozen": (0.9460, 0.0540), "finetuned": (0.9600, 0.0400)}}
 
-
-def machine() -> dict:
-    import jax
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__}
 
 
 def load_config(path: str):
@@ -109,17 +105,9 @@ def project(z):
     return TSNE(n_components=2, init="pca", random_state=0, perplexity=30).fit_transform(z)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_latents(pretrained: str, config: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     data = latents(config, pretrained)
     fig, axes = plt.subplots(2, len(TABLE_PROPERTIES), figsize=(4.2 * len(TABLE_PROPERTIES), 8))
     for row, encoder in enumerate(("pretrained", "untrained")):
@@ -135,7 +123,7 @@ def plot_latents(pretrained: str, config: str) -> None:
 
 
 def plot_low_data(runs: list[dict]) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(LOW_DATA_PROPERTIES), figsize=(6 * len(LOW_DATA_PROPERTIES), 4.2))
     for ax, prop in zip(axes, LOW_DATA_PROPERTIES):
         for mode in MODES:
