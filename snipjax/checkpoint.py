@@ -103,17 +103,21 @@ def export_params(directory: str, config: ml_collections.ConfigDict, params) -> 
     checkpointer.wait_until_finished()
 
 
-def _restore_as_numpy(directory: epath.Path, subtree: str | None = None):
-    """The pytree saved in `directory` (or its `subtree` alone) as host numpy, whatever devices saved it."""
+def _restore_as_numpy(directory: epath.Path, subtree: str | None = None, also: tuple[str, ...] = ()):
+    """The pytree saved in `directory` (or its `subtree` alone, merged with the dicts under the keys of
+    `also` that exist) as host numpy, whatever devices saved it."""
     handler = ocp.PyTreeCheckpointHandler()
     metadata = handler.metadata(directory).tree
     if subtree is not None:
-        metadata = {subtree: metadata[subtree]}
+        extra = [key for key in also if key in metadata]
+        metadata = {key: metadata[key] for key in (subtree, *extra)}
     target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), metadata)
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
     restored = handler.restore(directory, args=ocp.args.PyTreeRestore(
         target, restore_args=restore_args, partial_restore=subtree is not None))
-    return restored if subtree is None else restored[subtree]
+    if subtree is None:
+        return restored
+    return {k: v for key in metadata for k, v in restored[key].items()}
 
 
 def load_params(path: str) -> tuple[ml_collections.ConfigDict, dict]:
@@ -126,5 +130,6 @@ def load_params(path: str) -> tuple[ml_collections.ConfigDict, dict]:
     if step is None:
         raise FileNotFoundError(f"{path} holds neither params/ (an export dir) nor a finished checkpoint under "
                                 f"{CHECKPOINTS_DIR}/ (a training workdir)")
-    # Only the params: the optimizer moments would triple what is read.
-    return config, _restore_as_numpy(path / CHECKPOINTS_DIR / str(step) / STATE, subtree="params")
+    # The params and the frozen ones (a frozen encoder), not the optimizer moments that would triple the read.
+    return config, _restore_as_numpy(path / CHECKPOINTS_DIR / str(step) / STATE, subtree="params",
+                                     also=("frozen",))

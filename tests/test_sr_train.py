@@ -51,8 +51,9 @@ def test_decoder_trains_on_a_frozen_pretrained_encoder_and_resumes_exactly(encod
     assert sr_train.train_and_evaluate(config, str(tmp_path / "straight")) == evaluation
     assert read_metrics(tmp_path / "resumed") == read_metrics(tmp_path / "straight")
     assert {"loss", "token_accuracy", "sequence_accuracy"} <= evaluation.keys()
-    trained = checkpoint.load_params(str(tmp_path / "straight"))[1]
+    trained = checkpoint._restore_as_numpy(tmp_path / "straight" / "checkpoints" / "4" / checkpoint.STATE, "params")
     assert set(trained) == {"mapper", "decoder"}  # the optimizer's parameters: the encoder is frozen
+    assert set(checkpoint.load_params(str(tmp_path / "straight"))[1]) == {"numeric_encoder", "mapper", "decoder"}
     assert "kernel" not in trained["decoder"]["proj"]  # the output projection is the embedding table
     step = checkpoint._restore_as_numpy(tmp_path / "straight" / "checkpoints" / "4" / checkpoint.STATE, "frozen")
     jax.tree.map(np.testing.assert_array_equal, step["numeric_encoder"],
@@ -89,3 +90,30 @@ def test_sr_configs_build_and_start_with_their_command(monkeypatch):
         models.make_sr_model(module.get_config())
         command = next(line.strip() for line in module.__doc__.splitlines()[1:] if line.strip())
         assert "snipjax.tasks.sr.train" in command and os.path.relpath(path, repo) in command
+
+
+def test_a_larger_dmax_widens_a_pretrained_encoder_without_changing_it_on_old_inputs(tmp_path):
+    from snipjax import models
+    from snipjax.data.tokens import encode_point_sets
+
+    encoder_config = small_config(**{"data.max_dim": 1})
+    encoder = models.make_numeric_encoder(encoder_config)
+    x = np.linspace(-2, 2, encoder_config.data.n_points)
+    points_1d = encode_point_sets([x], [np.sin(x)], 1)
+    trained = encoder.init(jax.random.key(1), jnp.asarray(points_1d))["params"]
+    checkpoint.export_params(str(tmp_path), encoder_config, {"numeric_encoder": trained})
+
+    config = tiny_sr_config(pretrained=str(tmp_path), train_encoder=True)
+    assert config.data.max_dim == 2
+    params, _ = sr_train.sr_task(config).init(jax.random.key(2))
+    wide_config = sr_train.model_config(config)[0]
+    assert wide_config.data.max_dim == 2
+    wide = models.make_numeric_encoder(wide_config)
+    points_2d = encode_point_sets([x], [np.sin(x)], 2)
+    np.testing.assert_allclose(wide.apply({"params": params["numeric_encoder"]}, jnp.asarray(points_2d)),
+                               encoder.apply({"params": trained}, jnp.asarray(points_1d)), rtol=1e-5, atol=1e-5)
+    # x_1 has no effect yet but can learn one: the new hidden units read it and their outputs get gradients.
+    points_2d_x1 = jnp.asarray(encode_point_sets([np.column_stack([x, x])], [np.sin(x)], 2))
+    grads = jax.grad(lambda p: wide.apply({"params": p}, points_2d_x1).sum())(params["numeric_encoder"])
+    old_width = 3 * encoder_config.model.float_emb_dim * 2
+    assert np.abs(grads["embedder"]["fc"]["kernel"][old_width:]).max() > 0

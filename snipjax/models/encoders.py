@@ -97,3 +97,23 @@ class SymbolicEncoder(nn.Module):
         hidden = Transformer(spec, use_positions=True, name="transformer")(x, symbol_len)
         return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, name="pool")(
             hidden, symbol_len)
+
+
+def widen_point_embedder(trained: dict, fresh: dict, old_max_dim: int, new_max_dim: int) -> dict:
+    """A PointEmbedder's params for `new_max_dim` inputs that computes exactly what `trained` (for
+    `old_max_dim`) computed on points that use x_0..x_{old_max_dim-1} only; `fresh` is an initialisation for
+    the wider embedder. The old hidden units ignore the new inputs, the new hidden units start from `fresh`
+    and write nothing yet, and the float embeddings carry over."""
+    float_emb_dim = trained["embeddings"]["embedding"].shape[1]
+    block = 3 * float_emb_dim  # the tokens of one value
+    old_width, new_width = block * (old_max_dim + 1), block * (new_max_dim + 1)
+    rows = jnp.r_[0:old_max_dim * block, new_width - block:new_width]  # x_0..x_{old-1} and y in the new layout
+    hidden = jnp.asarray(fresh["hidden"]["kernel"])
+    hidden = hidden.at[:, :old_width].set(0.0).at[rows, :old_width].set(trained["hidden"]["kernel"])
+    fc = jnp.asarray(fresh["fc"]["kernel"]).at[:old_width].set(trained["fc"]["kernel"]).at[old_width:].set(0.0)
+    return {
+        "embeddings": trained["embeddings"],
+        "hidden": {"kernel": hidden, "bias": jnp.asarray(fresh["hidden"]["bias"]).at[:old_width].set(
+            trained["hidden"]["bias"])},
+        "fc": {"kernel": fc, "bias": trained["fc"]["bias"]},
+    }

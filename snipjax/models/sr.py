@@ -16,7 +16,7 @@ import ml_collections
 from snipjax.data.vocab import get_vocab
 from snipjax.models.encoders import NumericEncoder
 from snipjax.models.snip import make_numeric_encoder, transformer_spec
-from snipjax.models.transformer import Transformer, TransformerSpec, dense, embedding_init
+from snipjax.models.transformer import DecodeStep, Transformer, TransformerSpec, dense, embedding_init
 
 Array = jax.Array
 
@@ -55,6 +55,7 @@ class ExpressionDecoder(nn.Module):
 
     `tie_embeddings` (the official `share_inout_emb=True`): the output projection's weight is the input
     embedding table, and only its bias is a parameter of its own; False gives a separate `proj` Dense.
+    With `cache`, tokens [B, 1] are the position `cache.position`, decoded with the 'cache' collection mutable.
     """
 
     spec: TransformerSpec
@@ -62,12 +63,13 @@ class ExpressionDecoder(nn.Module):
     tie_embeddings: bool = True
 
     @nn.compact
-    def __call__(self, tokens: Array, token_len: Array, memory: Array) -> Array:
+    def __call__(self, tokens: Array, token_len: Array | None, memory: Array,
+                 cache: DecodeStep | None = None) -> Array:
         spec = self.spec
         embed = nn.Embed(self.vocab_size, spec.d_model, dtype=spec.dtype,
                          embedding_init=embedding_init(spec.d_model), name="embeddings")
         hidden = Transformer(spec, use_positions=True, cross_attention=True, name="transformer")(
-            embed(tokens), token_len, causal=True, memory=memory)
+            embed(tokens), token_len, causal=True, memory=memory, cache=cache)
         if self.tie_embeddings:
             logits = OutputBias(self.vocab_size, spec.d_model, name="proj")(embed.attend(hidden))
         else:
@@ -87,6 +89,14 @@ class SymbolicRegressionModel(nn.Module):
 
     def decode(self, z: Array, tokens: Array, token_len: Array) -> Array:
         return self.decoder(tokens, token_len, self.mapper(z))
+
+    def memory(self, z: Array) -> Array:
+        return self.mapper(z)
+
+    def decode_step(self, memory: Array, tokens: Array, cache: DecodeStep) -> Array:
+        """Logits [B, vocab] of the position after `tokens` [B] (at `cache.position`), reading and extending
+        the 'cache' collection."""
+        return self.decoder(tokens[:, None], None, memory, cache)[:, 0]
 
     def __call__(self, points: Array, tokens: Array, token_len: Array) -> Array:
         return self.decode(self.encode_numeric(points), tokens, token_len)

@@ -8,7 +8,7 @@ decoder's cross-attention norm), learned positions and `layer_norm_emb` on the e
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -59,30 +59,61 @@ def layer_norm(spec: TransformerSpec, name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=spec.ln_eps, dtype=spec.dtype, name=name)
 
 
+class DecodeStep(NamedTuple):
+    """One step of cached decoding: the position being decoded and the cache's length in positions."""
+
+    position: Array  # int32 scalar
+    length: int
+
+
 def position_mask(lengths: Array, length: int) -> Array:
     """[B, T] True at the first `lengths[b]` positions."""
     return jnp.arange(length) < lengths[:, None]
 
 
 class MultiHeadAttention(nn.Module):
-    """Multi-head attention of `x` over `kv`; q is scaled by 1/sqrt(head_dim), logits and softmax in fp32."""
+    """Multi-head attention of `x` over `kv`; q is scaled by 1/sqrt(head_dim), logits and softmax in fp32.
+
+    Decoding one position at a time (`cache` given) keeps projected keys and values in the 'cache'
+    collection: self-attention writes the new position's key and value at `cache.position` and attends to
+    the positions so far; cross-attention projects its memory on the first step only.
+    """
 
     d_model: int
     n_heads: int
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: Array, kv: Array, kv_lengths: Array | None = None, causal: bool = False) -> Array:
+    def __call__(self, x: Array, kv: Array, kv_lengths: Array | None = None, causal: bool = False,
+                 cache: "DecodeStep | None" = None) -> Array:
         head_dim = self.d_model // self.n_heads
 
         def heads(name: str, inputs: Array) -> Array:
             projected = dense(self.d_model, inputs.shape[-1], self.dtype, name)(inputs)
             return projected.reshape(*inputs.shape[:-1], self.n_heads, head_dim)
 
-        context = jax.nn.dot_product_attention(
-            heads("q_lin", x), heads("k_lin", kv), heads("v_lin", kv),
-            is_causal=causal, key_value_seq_lengths=kv_lengths,
-        )
+        query = heads("q_lin", x)
+        if cache is None:
+            key, value = heads("k_lin", kv), heads("v_lin", kv)
+        elif causal:  # self-attention over the positions decoded so far
+            shape = (x.shape[0], cache.length, self.n_heads, head_dim)
+            keys = self.variable("cache", "key", jnp.zeros, shape, query.dtype)
+            values = self.variable("cache", "value", jnp.zeros, shape, query.dtype)
+            at = (0, cache.position, 0, 0)
+            keys.value = jax.lax.dynamic_update_slice(keys.value, heads("k_lin", kv).astype(query.dtype), at)
+            values.value = jax.lax.dynamic_update_slice(values.value, heads("v_lin", kv).astype(query.dtype), at)
+            key, value = keys.value, values.value
+            kv_lengths = jnp.full((x.shape[0],), cache.position + 1, jnp.int32)
+            causal = False  # the lengths mask the future
+        else:  # cross-attention: the memory is the same at every step
+            if not self.has_variable("cache", "memory_key"):
+                projected = heads("k_lin", kv), heads("v_lin", kv)
+                self.variable("cache", "memory_key", lambda: projected[0])
+                self.variable("cache", "memory_value", lambda: projected[1])
+            key = self.get_variable("cache", "memory_key")
+            value = self.get_variable("cache", "memory_value")
+        context = jax.nn.dot_product_attention(query, key, value, is_causal=causal,
+                                               key_value_seq_lengths=kv_lengths)
         return dense(self.d_model, self.d_model, self.dtype, "out_lin")(context.reshape(x.shape))
 
 
@@ -109,7 +140,8 @@ class TransformerBlock(nn.Module):
     cross_attention: bool = False
 
     @nn.compact
-    def __call__(self, x: Array, lengths: Array | None, causal: bool, memory: Array | None) -> Array:
+    def __call__(self, x: Array, lengths: Array | None, causal: bool, memory: Array | None,
+                 cache: DecodeStep | None = None) -> Array:
         spec = self.spec
 
         def residual(x: Array, branch: Callable[[Array], Array], norm_name: str) -> Array:
@@ -121,10 +153,10 @@ class TransformerBlock(nn.Module):
         def attention(name: str) -> MultiHeadAttention:
             return MultiHeadAttention(spec.d_model, spec.n_heads, spec.dtype, name=name)
 
-        x = residual(x, lambda h: attention("attention")(h, h, lengths, causal), "layer_norm1")
+        x = residual(x, lambda h: attention("attention")(h, h, lengths, causal, cache), "layer_norm1")
         if self.cross_attention:
             # The decoder's memory has no padding (the official SR decoder passes no source mask).
-            x = residual(x, lambda h: attention("cross_attention")(h, memory), "layer_norm_cross")
+            x = residual(x, lambda h: attention("cross_attention")(h, memory, cache=cache), "layer_norm_cross")
         return residual(x, FeedForward(spec.d_model, spec.d_ff, spec.dtype, name="ffn"), "layer_norm2")
 
 
@@ -132,7 +164,8 @@ class Transformer(nn.Module):
     """Embedded inputs [B, T, d] → (+ learned positions) → LayerNorm → blocks → hidden states [B, T, d].
 
     `lengths` [B] marks the real positions (None: all are real). Padded positions are excluded as attention
-    keys and zeroed after the embedding norm and after every block, as in the official model.
+    keys and zeroed after the embedding norm and after every block, as in the official model. With `cache`,
+    x is the one position `cache.position` of a causal sequence decoded step by step (see MultiHeadAttention).
     """
 
     spec: TransformerSpec
@@ -141,15 +174,15 @@ class Transformer(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, lengths: Array | None = None, causal: bool = False,
-                 memory: Array | None = None) -> Array:
+                 memory: Array | None = None, cache: DecodeStep | None = None) -> Array:
         spec = self.spec
-        length = x.shape[1]
+        length = x.shape[1] if cache is None else cache.length
         if length > spec.max_positions:
             raise ValueError(f"sequence length {length} exceeds max_positions {spec.max_positions}")
         if self.use_positions:
             positions = nn.Embed(spec.max_positions, spec.d_model, dtype=spec.dtype,
                                  embedding_init=embedding_init(spec.d_model), name="position_embeddings")
-            x = x + positions(jnp.arange(length))
+            x = x + positions(jnp.arange(length) if cache is None else cache.position[None])
         x = layer_norm(spec, "layer_norm_emb")(x)
 
         keep = None if lengths is None else position_mask(lengths, length)[..., None].astype(x.dtype)
@@ -160,7 +193,7 @@ class Transformer(nn.Module):
         x = zero_padding(x)
         for i in range(spec.n_layers):
             block = TransformerBlock(spec, self.cross_attention, name=f"block_{i}")
-            x = zero_padding(block(x, lengths, causal, memory))
+            x = zero_padding(block(x, lengths, causal, memory, cache))
         if spec.norm == "pre":
             # Pre-LN leaves the residual stream unnormalised; normalise it once before the head.
             x = zero_padding(layer_norm(spec, "layer_norm_final")(x))

@@ -5,8 +5,10 @@
 Trains the mapper and the decoder with next-token cross-entropy on the prefix tokens (constants included) of
 generated expressions, teacher forced, while the numeric encoder stays frozen (`train_encoder=True` trains it
 too). `pretrained` is the encoder's source (a pretraining workdir, an export dir, a converted SNIP
-checkpoint): it decides the encoder's architecture and data (Dmax, points, y normalization), and
-`config.model.decoder` adds the decoder. `pretrained_sr` instead starts everything from a symbolic-regression
+checkpoint): it decides the encoder's architecture and its data (points, sequence length), and
+`config.model.decoder` adds the decoder. A `data.max_dim` above the encoder's widens its point embedder: the
+new inputs start with no effect (`models.widen_point_embedder`), so a 1-D encoder begins a 2-D model. y is raw unless `data.normalize_y` says otherwise, whatever the
+encoder was pretrained on: a formula's scale and offset are only visible in raw y (the official SR pipeline). `pretrained_sr` instead starts everything from a symbolic-regression
 checkpoint (a converted `snip-e2e-sr.pth`, or a workdir of this program). Runs on the shared loop
 (`snipjax.trainer`); held-out evaluation: loss, token accuracy and the share of expressions whose every token
 is predicted right, on `eval_size` pairs of their own seed stream.
@@ -28,23 +30,28 @@ from snipjax.train_step import Task
 ENCODER = "numeric_encoder"
 
 
-def model_config(config) -> tuple[ml_collections.ConfigDict, dict | None, bool]:
-    """(the config of the whole SR model, the params to start from or None, whether they include the
-    mapper and decoder)."""
+def model_config(config) -> tuple[ml_collections.ConfigDict, dict | None, int | None]:
+    """(the config of the whole SR model, the params to start from or None, the Dmax of the pretrained
+    encoder when its point embedder must be widened to the config's, else None)."""
     if config.pretrained_sr:
         sr_config, params = checkpoint.load_params(config.pretrained_sr)
         if "decoder" not in sr_config.model:
             raise ValueError(f"{config.pretrained_sr} holds no decoder (a SNIP encoder pair?): pass it as "
                              "--config.pretrained instead, for the encoder alone")
-        return sr_config, params, True
+        return sr_config, params, None
     if not config.pretrained:
-        return config, None, False
+        return config, None, None
     encoder_config, params = checkpoint.load_params(config.pretrained)
     if ENCODER not in params:
         raise ValueError(f"{config.pretrained} has no numeric encoder (it holds {sorted(params)})")
     sr_config = ml_collections.ConfigDict(encoder_config.to_dict())
     sr_config.model.decoder = config.model.decoder
-    return sr_config, {ENCODER: params[ENCODER]}, False
+    sr_config.data.normalize_y = config.data.normalize_y
+    encoder_dim = encoder_config.data.max_dim
+    if config.data.max_dim > encoder_dim:
+        sr_config.data.max_dim = config.data.max_dim
+        return sr_config, {ENCODER: params[ENCODER]}, encoder_dim
+    return sr_config, {ENCODER: params[ENCODER]}, None
 
 
 def sequence_targets(symbols: jax.Array, symbol_len: jax.Array):
@@ -57,7 +64,7 @@ def sequence_targets(symbols: jax.Array, symbol_len: jax.Array):
 
 def sr_task(config) -> Task:
     """Teacher-forced decoder training on generated expressions, for the shared loop."""
-    sr_config, start, whole = model_config(config)
+    sr_config, start, widen_from = model_config(config)
     model = models.make_sr_model(sr_config)
     data = ml_collections.ConfigDict(sr_config.data.to_dict())
     data.workers = config.data.workers
@@ -67,7 +74,11 @@ def sr_task(config) -> Task:
         inputs = [jnp.zeros((1, *shapes[k].shape[1:]), shapes[k].dtype) for k in MODEL_INPUTS]
         params = model.init(key, *inputs)["params"]
         if start is not None:
+            fresh_embedder = params[ENCODER]["embedder"]
             params = {**params, **jax.tree.map(jnp.asarray, start)}
+            if widen_from is not None:
+                params[ENCODER] = {**params[ENCODER], "embedder": models.widen_point_embedder(
+                    params[ENCODER]["embedder"], fresh_embedder, widen_from, sr_config.data.max_dim)}
         if config.train_encoder:
             return params, {}
         return {k: v for k, v in params.items() if k != ENCODER}, {ENCODER: params[ENCODER]}
