@@ -4,6 +4,7 @@
   python -m snipjax.bench train --config configs/tiny.py [--steps 20] [--peak 1e12] [--config.key=value ...]
   python -m snipjax.bench formulas [--n 10000] [--checkpoint DIR]  # generated infix strings parse back exactly?
   python -m snipjax.bench constants [--problems 20] [--population 16]  # batched L-BFGS against scipy BFGS
+  python -m snipjax.bench decode [--config configs/sr/cpu.py] [--latents 32]  # KV-cached decoding against recompute
 """
 
 from __future__ import annotations
@@ -171,12 +172,72 @@ def run_constants(n_problems: int, population: int, seed: int = 0) -> None:
     }), flush=True)
 
 
+def run_decode(config_path: str, n_latents: int, lengths=(32, 64, 128)) -> None:
+    """Seconds to sample `n_latents` × 2 sequences of each length (no early stop: `<EOS>` is masked out) with
+    the KV cache, and with a step that recomputes the whole prefix (what decoding costs without a cache);
+    a model of the config's sizes with random weights."""
+    import importlib.util
+
+    import jax
+    import jax.numpy as jnp
+
+    from snipjax import models
+    from snipjax.data.vocab import get_vocab
+    from snipjax.tasks.sr import decoding
+
+    spec = importlib.util.spec_from_file_location("decode_config", config_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    model = models.make_sr_model(config)
+    vocab = get_vocab(config.data.max_dim)
+    length = max(lengths)
+    points = jnp.zeros((1, config.data.n_points, 3 * (config.data.max_dim + 1)), jnp.int32)
+    params = model.init(jax.random.key(0), points, jnp.zeros((1, length), jnp.int32), jnp.array([length]))["params"]
+    z = jax.random.normal(jax.random.key(1), (n_latents, config.model.latent_dim))
+    ends = dict(bos=vocab.eos_id, eos=-1, pad=vocab.pad_id)  # eos=-1: every sequence runs to max_len
+
+    def cached_step(memory, max_len):
+        def step(cache, tokens, position):
+            variables = {"params": params, **({"cache": cache} if cache else {})}
+            logits, updated = model.apply(variables, memory, tokens, models.transformer.DecodeStep(
+                position, max_len), method="decode_step", mutable=["cache"])
+            return logits, updated["cache"]
+        return step
+
+    def recompute_step(z_rows, max_len):
+        def step(prefix, tokens, position):
+            prefix = prefix if prefix else {"ids": jnp.zeros((z_rows.shape[0], max_len), jnp.int32)}
+            ids = prefix["ids"].at[:, position].set(tokens)
+            logits = model.apply({"params": params}, z_rows, ids, jnp.full((z_rows.shape[0],), position + 1),
+                                 method="decode")
+            return jnp.take(logits, position, axis=1), {"ids": ids}
+        return step
+
+    for max_len in lengths:
+        rows = jnp.repeat(z, 2, axis=0)
+        memory = model.apply({"params": params}, rows, method="memory")
+        timings = {}
+        for name, step in (("cached", cached_step(memory, max_len)), ("recompute", recompute_step(rows, max_len))):
+            run = jax.jit(lambda key, step=step: decoding.sample(step, rows.shape[0], key, max_len=max_len,
+                                                                 temperature=0.1, **ends)[0])
+            run(jax.random.key(0)).block_until_ready()
+            start = time.perf_counter()
+            run(jax.random.key(1)).block_until_ready()
+            timings[name] = time.perf_counter() - start
+        print(json.dumps({"name": "decode", "config": config_path, "sequences": int(rows.shape[0]),
+                          "max_len": max_len, "seconds_cached": round(timings["cached"], 4),
+                          "seconds_recompute": round(timings["recompute"], 4),
+                          "speedup": round(timings["recompute"] / timings["cached"], 2),
+                          "backend": jax.default_backend()}), flush=True)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    if not argv or argv[0] not in ("data", "train", "formulas", "constants"):
+    if not argv or argv[0] not in ("data", "train", "formulas", "constants", "decode"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "data":
@@ -197,6 +258,13 @@ def main(argv=None) -> int:
         parser.add_argument("--population", type=int, default=16, help="perturbed copies of each")
         args = parser.parse_args(argv[1:])
         run_constants(args.problems, args.population)
+        return 0
+    if argv[0] == "decode":
+        parser = argparse.ArgumentParser(prog="python -m snipjax.bench decode")
+        parser.add_argument("--config", default="configs/sr/cpu.py", help="an SR config: the model's sizes")
+        parser.add_argument("--latents", type=int, default=32, help="latents decoded at once (2 samples each)")
+        args = parser.parse_args(argv[1:])
+        run_decode(args.config, args.latents)
         return 0
     from snipjax import bench_train  # jax loads only for the training benchmark
 

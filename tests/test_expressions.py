@@ -1,16 +1,15 @@
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
 
-from snipjax.data import formulas
+from snipjax.data import benchmarks, formulas
 from snipjax.data.expressions import Expression
 from data_helpers import sampled_trees
 
-FEYNMAN = Path(__file__).parent / "fixtures" / "srbench_groundtruth_index.csv"
+FEYNMAN = benchmarks.TABLES / "srbench_groundtruth.csv"
 # Formulas outside the SNIP vocabulary, with the reason the parser must give.
 UNSUPPORTED_FEYNMAN = {"feynman_II_35_21": "tanh"}
 

@@ -149,3 +149,17 @@ def test_pareto_front_and_raw_input_rewrite():
     raw = regressor.for_raw_inputs(standardized, np.array([1.0]), np.array([4.0]))
     x = np.array([[1.0], [5.0], [9.0]])
     np.testing.assert_allclose(raw.evaluate(x), standardized.evaluate((x - 1.0) / 4.0))
+
+
+@pytest.mark.slow
+def test_a_converted_official_sr_checkpoint_fits(tmp_path):
+    from snipjax import convert
+    from test_convert import random_state_dict, training_params
+
+    config, params = convert.convert_state_dicts(random_state_dict("state_dict_sr_dmax10.tsv"), training_params(10))
+    checkpoint.export_params(str(tmp_path), config, params)
+    X, y = linear_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights may decode nothing valid: the mean stands in
+        model = SNIPRegressor(checkpoint=str(tmp_path), max_len=24).fit(X, y)
+    assert model.equations_ and np.all(np.isfinite(model.predict(X)))

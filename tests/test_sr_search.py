@@ -1,0 +1,61 @@
+"""Latent optimizers: both find the optimum of simple fitness functions through the same ask/tell interface."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from snipjax.tasks.sr.search import EvolutionStrategy, GreyWolf
+
+OPTIMUM = jnp.array([1.5, -0.5, 0.8, 2.0])
+
+
+def sphere(points):
+    return -jnp.sum(jnp.square(points - OPTIMUM), axis=-1)
+
+
+def ellipsoid(points):  # axes scaled over a factor of 30
+    return -jnp.sum(jnp.array([1.0, 10.0, 0.3, 3.0]) * jnp.square(points - OPTIMUM), axis=-1)
+
+
+def optimize(optimizer, fitness, iterations, seed=0):
+    key = jax.random.key(seed)
+    population = 3.0 * jax.random.normal(key, (50, OPTIMUM.shape[0]))
+    state = optimizer.init(population, fitness(population), jax.random.fold_in(key, 1))
+    history = [float(state.best_fitness)]
+    for _ in range(iterations):
+        candidates = optimizer.ask(state)
+        assert candidates.shape == population.shape
+        state = optimizer.tell(state, candidates, fitness(candidates))
+        history.append(float(state.best_fitness))
+    return state, history
+
+
+@pytest.mark.parametrize("optimizer", [GreyWolf(iterations=80),
+                                       EvolutionStrategy(optax.adam(0.1), population_size=50, sigma=0.3)],
+                         ids=["gwo", "es"])
+@pytest.mark.parametrize("fitness", [sphere, ellipsoid])
+def test_the_optimizers_find_the_optimum(optimizer, fitness):
+    state, history = optimize(optimizer, fitness, 80)
+    assert np.all(np.diff(history) >= 0)  # the best is kept
+    np.testing.assert_allclose(state.best, OPTIMUM, atol=0.15)
+    assert history[-1] > history[0]
+
+
+def test_grey_wolves_stay_within_the_populations_range():
+    optimizer = GreyWolf(iterations=10)
+    population = jax.random.uniform(jax.random.key(0), (50, 3), minval=-1.0, maxval=2.0)
+    state = optimizer.init(population, sphere(jnp.pad(population, ((0, 0), (0, 1)))), jax.random.key(1))
+    candidates = optimizer.ask(state)
+    assert float(candidates.min()) >= -1.0 and float(candidates.max()) <= 2.0
+
+
+def test_non_finite_fitness_never_leads():
+    optimizer = GreyWolf()
+    population = jnp.arange(12.0).reshape(6, 2)
+    fitness = jnp.array([1.0, jnp.nan, 3.0, -jnp.inf, 2.0, 0.5])
+    state = optimizer.init(population, fitness, jax.random.key(0))
+    np.testing.assert_array_equal(state.elite_fitness, [3.0, 2.0, 1.0])
+    es = EvolutionStrategy(optax.sgd(0.1), population_size=6)
+    assert float(es.init(population, fitness, jax.random.key(0)).best_fitness) == 3.0
