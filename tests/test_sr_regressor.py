@@ -163,3 +163,34 @@ def test_a_converted_official_sr_checkpoint_fits(tmp_path):
         warnings.simplefilter("ignore")  # random weights may decode nothing valid: the mean stands in
         model = SNIPRegressor(checkpoint=str(tmp_path), max_len=24).fit(X, y)
     assert model.equations_ and np.all(np.isfinite(model.predict(X)))
+
+
+@pytest.mark.parametrize("optimizer", ["gwo", "es"])
+def test_latent_optimization_runs_until_a_formula_fits_or_the_budget_ends(tiny_checkpoint, optimizer):
+    X, y = linear_data()
+    solved = SNIPRegressor(checkpoint=tiny_checkpoint, n_samples=16, temperature=1.0, optimizer=optimizer,
+                           lso_iterations=2).fit(X, y)
+    assert solved.n_iter_ == 0  # direct decoding already fits: no search
+    hard = np.sin(3 * X[:, 0] * X[:, 1]) + X[:, 1] ** 3
+    sampling = dict(checkpoint=tiny_checkpoint, refit_iterations=10, temperature=1.0)  # varied formulas
+    direct = SNIPRegressor(**sampling).fit(X, hard)
+    searched = SNIPRegressor(**sampling, optimizer=optimizer, lso_iterations=2).fit(X, hard)
+    assert searched.n_iter_ == 2
+    assert len(searched.equations_) > len(direct.equations_)
+    assert searched.equations_[0].r2 >= direct.equations_[0].r2
+    skeletons = [regressor.skeleton(e.expression) for e in searched.equations_]
+    assert len(skeletons) <= 2 * len(set(skeletons))  # each skeleton scored once (decoded and refit forms)
+
+
+def test_the_initial_population_has_snips_composition(tiny_checkpoint):
+    X, y = linear_data(n=300)
+    model = SNIPRegressor(checkpoint=tiny_checkpoint)
+    config, params = regressor._load(tiny_checkpoint)
+    session = regressor._Search(model, config, params, X, y)
+    z = session.encode([np.arange(200)])[0]
+    population = np.asarray(session.initial_population(z, np.random.default_rng(0)))
+    assert population.shape == (50, z.shape[0])
+    np.testing.assert_array_equal(population[0], z)
+    distances = np.linalg.norm(population[26:] - np.asarray(z), axis=1)  # the 24 perturbed latents
+    assert np.all(distances > 0) and np.all(distances < 2 * 4 * np.sqrt(z.shape[0]))
+    assert len({tuple(row) for row in population.round(6)}) == 50

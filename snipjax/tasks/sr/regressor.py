@@ -18,13 +18,15 @@ import time
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from snipjax import api
-from snipjax.data.expressions import Expression, is_variable
-from snipjax.tasks.sr import constants, decoding
+from snipjax.data.expressions import Expression, is_constant, is_variable
+from snipjax.tasks.sr import constants, decoding, search
 
 MIN_POINTS = 5
 
@@ -74,6 +76,11 @@ def pareto_front(complexities, scores) -> np.ndarray:
     return front
 
 
+def skeleton(expression: Expression) -> tuple:
+    """The expression with its constants blanked: formulas that differ only in constants share it."""
+    return tuple("c" if is_constant(t) else t for t in expression.prefix)
+
+
 def for_raw_inputs(expression: Expression, mean: np.ndarray, scale: np.ndarray) -> Expression:
     """The expression of standardized inputs rewritten for raw ones: x_i → (1/σ_i)·(x_i − μ_i)."""
     prefix = []
@@ -102,14 +109,23 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
     `feature_selection` keeps the model's Dmax features most correlated with y (as E2E does) instead of
     refusing wider X; `random_state` seeds the subset and the sampling; `verbose` prints progress.
 
+    `optimizer` adds latent space optimization after direct decoding unless that already beat `lso_stop_r2`:
+    'gwo' (the paper's Grey Wolf Optimizer) or 'es' (an evolution strategy stepped by optax's Adam), for at
+    most `lso_iterations` iterations of 50 latents, from SNIP's initial population (the latent, 15
+    encodings of random subsets, 10 with noise on y, 24 random perturbations), stopping once a formula's fit
+    R² exceeds `lso_stop_r2`. A latent's fitness is the best fit R² (clipped at 0) of its decoded formulas;
+    a skeleton already scored scores 0, as in the official code.
+
     Fitted: `expression_` (over x_0.. of the original columns), `equations_` (every valid candidate, best R²
-    first; `pandas.DataFrame(model.equations_)` tabulates them), `features_` (the columns used).
+    first; `pandas.DataFrame(model.equations_)` tabulates them), `features_` (the columns used), `n_iter_`
+    (latent optimization iterations run).
     """
 
     def __init__(self, checkpoint: str | None = None, *, decoding: str = "sample", n_samples: int = 2,
                  temperature: float = 0.1, beam_size: int = 10, max_len: int | None = None,
                  max_fit_points: int = 1024, refit_iterations: int = 100, refit_time_limit: float | None = None,
-                 feature_selection: bool = False, random_state: int = 0, verbose: bool = False):
+                 feature_selection: bool = False, optimizer: str | None = None, lso_iterations: int = 80,
+                 lso_stop_r2: float = 0.99, random_state: int = 0, verbose: bool = False):
         self.checkpoint = checkpoint
         self.decoding = decoding
         self.n_samples = n_samples
@@ -120,6 +136,9 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
         self.refit_iterations = refit_iterations
         self.refit_time_limit = refit_time_limit
         self.feature_selection = feature_selection
+        self.optimizer = optimizer
+        self.lso_iterations = lso_iterations
+        self.lso_stop_r2 = lso_stop_r2
         self.random_state = random_state
         self.verbose = verbose
 
@@ -157,46 +176,34 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"SNIPRegressor needs at least {MIN_POINTS} points, got n_samples = {len(y)}")
         if np.ptp(y) == 0:
             raise ValueError(f"y is constant ({y[0]!r}): there is no function of X to find")
+        if self.optimizer not in (None, "gwo", "es"):
+            raise ValueError(f"optimizer must be None, 'gwo' or 'es', got {self.optimizer!r}")
         config, params = self._model()
-        start = time.perf_counter()
         self.features_ = self._select_features(X, y, config.data.max_dim)
-        x = X[:, self.features_]
-        mean, scale = x.mean(0), x.std(0)
-        scale = np.where(scale > 0, scale, 1.0)
+        session = _Search(self, config, params, X[:, self.features_], y)
         rng = np.random.default_rng(self.random_state)
         n_points = config.data.n_points
         rows = np.sort(rng.choice(len(y), n_points, replace=False)) if len(y) > n_points else np.arange(len(y))
-        z = api.encode_numeric(params, (x[rows] - mean) / scale, y[rows], config=config, normalize=False,
-                               allow_fewer_points=True)
-        max_len = self.max_len or config.data.max_len
-        sample_latents, beam_latents = decoding.make_decoders(config)
-        if self.decoding == "sample":
-            ids, lengths = sample_latents(params, z, jax.random.key(self.random_state), n_samples=self.n_samples,
-                                          temperature=self.temperature, max_len=max_len)
-        else:
-            ids, lengths, _ = beam_latents(params, z, beam_size=self.beam_size, max_len=max_len)
-        decoded = decoding.to_expressions(ids, lengths, max_dim=config.data.max_dim, seed=self.random_state)
-        candidates = list(dict.fromkeys(for_raw_inputs(e, mean, scale) for e in decoded if e is not None))
-        self._log(f"{len(decoded)} decoded, {len(candidates)} valid and distinct "
-                  f"({time.perf_counter() - start:.2f} s)")
-        refit = constants.fit_constants(candidates, x, y, max_points=self.max_fit_points,
-                                        max_iter=self.refit_iterations, time_limit=self.refit_time_limit)
-        scored = {}
-        for expression in candidates + refit:
-            scored.setdefault(expression, r2_score(y, expression.evaluate(x)))
-        elapsed = time.perf_counter() - start
-        if not any(np.isfinite(r2) for r2 in scored.values()):
+        z = session.encode([rows])
+        best = float(session.score(z, 0)[0])
+        self._log(f"direct decoding: {len(session.scored)} candidates, best fit R² {best:.4f} "
+                  f"({session.elapsed():.2f} s)")
+        self.n_iter_ = 0
+        if self.optimizer is not None and best <= self.lso_stop_r2:
+            self.n_iter_ = session.optimize(z[0], rng)
+        scored = session.scored
+        if not any(np.isfinite(r2) for r2, _ in scored.values()):
             warnings.warn("no decoded candidate is a valid formula with finite values on X; the constant "
                           "mean(y) stands in", stacklevel=2)
-            scored = {Expression((float(y.mean()),)): 0.0}
-        ranked = sorted(scored.items(), key=lambda item: -item[1])
+            scored = {Expression((float(y.mean()),)): (0.0, session.elapsed())}
+        ranked = sorted(scored.items(), key=lambda item: -item[1][0])
         expressions = [rename_variables(e, self.features_) for e, _ in ranked]
         complexities = [e.n_nodes for e in expressions]
-        front = pareto_front(complexities, [r2 for _, r2 in ranked])
-        self.equations_ = [Equation(e, c, r2, elapsed, bool(p))
-                           for e, c, (_, r2), p in zip(expressions, complexities, ranked, front)]
+        front = pareto_front(complexities, [r2 for _, (r2, _) in ranked])
+        self.equations_ = [Equation(e, c, r2, seconds, bool(p))
+                           for e, c, (_, (r2, seconds)), p in zip(expressions, complexities, ranked, front)]
         self.expression_ = self.equations_[0].expression
-        self._log(f"best fit R² {self.equations_[0].r2:.4f}: {self.expression_} ({elapsed:.2f} s)")
+        self._log(f"best fit R² {self.equations_[0].r2:.4f}: {self.expression_} ({session.elapsed():.2f} s)")
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -230,3 +237,95 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+class _Search:
+    """One fit's decoding, refitting and scoring of latents, and the latent optimization around them."""
+
+    POPULATION = {"subsets": 15, "noisy": 10, "perturbed": 24}  # with the latent itself: 50
+
+    def __init__(self, regressor: SNIPRegressor, config, params, x: np.ndarray, y: np.ndarray):
+        self.regressor, self.config, self.params, self.x, self.y = regressor, config, params, x, y
+        self.mean = x.mean(0)
+        self.scale = np.where(x.std(0) > 0, x.std(0), 1.0)
+        self.scored: dict[Expression, tuple[float, float]] = {}  # fit R², seconds into the fit
+        self.skeletons: set[tuple] = set()
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def encode(self, subsets, y_noise: np.ndarray | None = None) -> jax.Array:
+        """Latents [len(subsets), latent] of row subsets of one size, y plus `y_noise` [len, size] if given."""
+        subsets = np.asarray(subsets)
+        y = self.y[subsets] + (0.0 if y_noise is None else y_noise)
+        return api.encode_numeric(self.params, (self.x[subsets] - self.mean) / self.scale, y, config=self.config,
+                                  normalize=False, allow_fewer_points=True)
+
+    def decode(self, z: jax.Array, step: int) -> tuple[list, int]:
+        """Expressions of raw inputs (None where invalid), and how many sequences each latent gave."""
+        r = self.regressor
+        max_len = r.max_len or self.config.data.max_len
+        sample_latents, beam_latents = decoding.make_decoders(self.config)
+        if r.decoding == "sample":
+            key = jax.random.fold_in(jax.random.key(r.random_state), step)
+            ids, lengths = sample_latents(self.params, z, key, n_samples=r.n_samples, temperature=r.temperature,
+                                          max_len=max_len)
+        else:
+            ids, lengths, _ = beam_latents(self.params, z, beam_size=r.beam_size, max_len=max_len)
+        decoded = decoding.to_expressions(ids, lengths, max_dim=self.config.data.max_dim,
+                                          seed=r.random_state + step)
+        return [None if e is None else for_raw_inputs(e, self.mean, self.scale) for e in decoded], ids.shape[1]
+
+    def score(self, z: jax.Array, step: int) -> np.ndarray:
+        """Fitness [len(z)] of latents: the best fit R² (clipped at 0) of their decoded, refit formulas; a
+        skeleton scored before counts 0. Every new formula lands in `scored`."""
+        decoded, per_latent = self.decode(z, step)
+        fresh, owners = [], []
+        for position, expression in enumerate(decoded):
+            if expression is not None and skeleton(expression) not in self.skeletons:
+                self.skeletons.add(skeleton(expression))
+                fresh.append(expression)
+                owners.append(position // per_latent)
+        r = self.regressor
+        refit = constants.fit_constants(fresh, self.x, self.y, max_points=r.max_fit_points,
+                                        max_iter=r.refit_iterations, time_limit=r.refit_time_limit)
+        fitness = np.zeros(len(z))
+        for expression, fitted, owner in zip(fresh, refit, owners):
+            for candidate in (expression, fitted):
+                if candidate not in self.scored:
+                    self.scored[candidate] = (r2_score(self.y, candidate.evaluate(self.x)), self.elapsed())
+                fitness[owner] = max(fitness[owner], self.scored[candidate][0])
+        return fitness
+
+    def initial_population(self, z: jax.Array, rng: np.random.Generator) -> jax.Array:
+        """SNIP's LSO population: the latent, encodings of random subsets (200 rows above 2,000 points, else
+        half of them), encodings with Gaussian noise of 0.01·(1 + i/5)·std(y) on y, and z + r·ε, r ~ U(0, 2)."""
+        n = len(self.y)
+        size = min(self.config.data.n_points, n) if n > 2000 else max(n // 2, 1)
+        draw = lambda count: [np.sort(rng.choice(n, size, replace=False)) for _ in range(count)]  # noqa: E731
+        subsets = self.encode(draw(self.POPULATION["subsets"]))
+        noisy_rows = draw(self.POPULATION["noisy"])
+        sigma = 0.01 * (1 + np.arange(self.POPULATION["noisy"]) / 5)[:, None] * self.y.std()
+        noisy = self.encode(noisy_rows, sigma * rng.standard_normal((len(noisy_rows), size)))
+        count = self.POPULATION["perturbed"]
+        radius = rng.uniform(0, 2, size=(count, 1))
+        perturbed = z + radius * rng.standard_normal((count, z.shape[0]))
+        return jnp.concatenate([z[None], subsets, noisy, jnp.asarray(perturbed, jnp.float32)])
+
+    def optimize(self, z: jax.Array, rng: np.random.Generator) -> int:
+        """Latent space optimization from `z`; returns the iterations run."""
+        r = self.regressor
+        optimizer = (search.GreyWolf(iterations=r.lso_iterations) if r.optimizer == "gwo" else
+                     search.EvolutionStrategy(optax.adam(0.1), population_size=50, sigma=0.5))
+        population = self.initial_population(z, rng)
+        state = optimizer.init(population, jnp.asarray(self.score(population, 1)),
+                               jax.random.key(r.random_state))
+        for iteration in range(r.lso_iterations):
+            if float(state.best_fitness) > r.lso_stop_r2:
+                return iteration
+            candidates = optimizer.ask(state)
+            state = optimizer.tell(state, candidates, jnp.asarray(self.score(candidates, iteration + 2)))
+            r._log(f"{r.optimizer} iteration {iteration + 1}: best fit R² {float(state.best_fitness):.4f}, "
+                   f"{len(self.scored)} formulas scored ({self.elapsed():.1f} s)")
+        return r.lso_iterations
