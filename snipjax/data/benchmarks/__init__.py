@@ -46,16 +46,39 @@ class Problem:
         return X, y
 
 
+def read_index(path) -> list[Problem]:
+    """The problems of a table in the SRBench index layout (`dataset, group, formula, features, ranges`)."""
+    problems = []
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            ranges = tuple(tuple(r) for r in json.loads(row["ranges"] or "[]"))
+            problems.append(Problem(row["dataset"], row["group"], row["formula"], tuple(row["features"].split()),
+                                    ranges))
+    return problems
+
+
 def srbench_feynman(max_features: int | None = None) -> list[Problem]:
     """SRBench's 119 Feynman problems (both groups), optionally those with at most `max_features`."""
+    return [p for p in read_index(TABLES / "srbench_groundtruth.csv")
+            if p.group in ("feynman", "feynman_bonus") and (max_features is None or len(p.features) <= max_features)]
+
+
+def classic(prefix: str = "") -> list[Problem]:
+    """The classic problems of the DSO table whose names start with `prefix` (e.g. "Nguyen-"), those with
+    uniform training ranges (`{"U": [low, high, n]}`); formulas are rewritten in sympy syntax."""
+    import sympy
+
     problems = []
-    with open(TABLES / "srbench_groundtruth.csv", newline="") as file:
+    with open(TABLES / "dso_benchmarks.csv", newline="") as file:
         for row in csv.DictReader(file):
-            if row["group"] not in ("feynman", "feynman_bonus"):
+            spec = json.loads(row["train_spec"])
+            features = tuple(f"x{i + 1}" for i in range(int(row["variables"])))
+            if not row["name"].startswith(prefix) or not all("U" in spec.get(f, spec.get("all", {}))
+                                                             for f in features):
                 continue
-            features = tuple(row["features"].split())
-            if max_features is not None and len(features) > max_features:
-                continue
-            ranges = tuple(tuple(r) for r in json.loads(row["ranges"]))
-            problems.append(Problem(row["dataset"], row["group"], row["formula"], features, ranges))
+            ranges = tuple(tuple(spec.get(f, spec.get("all"))["U"][:2]) for f in features)
+            symbols = {name: sympy.Symbol(name) for name in features}
+            formula = sympy.sympify(row["expression"], locals={**symbols, "pow": sympy.Pow,
+                                                               "div": lambda a, b: a / b})
+            problems.append(Problem(row["name"], row["function_set"], sympy.sstr(formula), features, ranges))
     return problems
