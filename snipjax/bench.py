@@ -5,6 +5,7 @@
   python -m snipjax.bench formulas [--n 10000] [--checkpoint DIR]  # generated infix strings parse back exactly?
   python -m snipjax.bench constants [--problems 20] [--population 16]  # batched L-BFGS against scipy BFGS
   python -m snipjax.bench decode [--config configs/sr/cpu.py] [--latents 32]  # KV-cached decoding against recompute
+  python -m snipjax.bench lso --checkpoint DIR [--optimizer gwo] [--iterations 5] [--problems 4]  # where LSO time goes
 """
 
 from __future__ import annotations
@@ -232,12 +233,43 @@ def run_decode(config_path: str, n_latents: int, lengths=(32, 64, 128)) -> None:
                           "backend": jax.default_backend()}), flush=True)
 
 
+def run_lso(checkpoint: str, optimizer: str, iterations: int, n_problems: int) -> None:
+    """Fit the first `n_problems` 1–2 variable Feynman problems with latent optimization forced to run all
+    `iterations` (stop R² above 1), after a warm-up fit that compiles; per problem and in total, the seconds
+    spent encoding, decoding, refitting and scoring, and per decoded candidate."""
+    from snipjax.data import benchmarks
+    from snipjax.tasks.sr.regressor import SNIPRegressor
+
+    problems = benchmarks.srbench_feynman(max_features=2)[:n_problems + 1]
+    totals = {}
+    for position, problem in enumerate(problems):
+        X, y = problem.sample(750, seed=0)
+        model = SNIPRegressor(checkpoint=checkpoint, optimizer=optimizer, lso_iterations=iterations,
+                              lso_stop_r2=1.0 + 1e-9).fit(X, y)
+        if position == 0:
+            continue  # compiles
+        decoded = (1 + 50 * (model.n_iter_ + 1)) * model.n_samples  # direct, initial population, iterations
+        row = {"name": "lso", "problem": problem.name, "optimizer": optimizer, "iterations": model.n_iter_,
+               "decoded": decoded, **{k: round(v, 3) for k, v in model.timings_.items()},
+               "ms_per_decoded": round(1e3 * model.timings_["total"] / decoded, 2)}
+        print(json.dumps(row), flush=True)
+        for key, value in model.timings_.items():
+            totals[key] = totals.get(key, 0.0) + value
+        totals["decoded"] = totals.get("decoded", 0) + decoded
+    share = {f"share_{k}": round(totals[k] / totals["total"], 3) for k in ("encode", "decode", "refit", "score")}
+    print(json.dumps({"name": "lso_total", "problems": len(problems) - 1, "optimizer": optimizer,
+                      "seconds": round(totals["total"], 2), **share,
+                      "ms_per_decoded": round(1e3 * totals["total"] / totals["decoded"], 2),
+                      "seconds_per_80_iterations": round(totals["total"] / totals["decoded"] * 2 * (1 + 50 * 81), 1)}),
+          flush=True)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)
         return 0
-    if not argv or argv[0] not in ("data", "train", "formulas", "constants", "decode"):
+    if not argv or argv[0] not in ("data", "train", "formulas", "constants", "decode", "lso"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "data":
@@ -265,6 +297,15 @@ def main(argv=None) -> int:
         parser.add_argument("--latents", type=int, default=32, help="latents decoded at once (2 samples each)")
         args = parser.parse_args(argv[1:])
         run_decode(args.config, args.latents)
+        return 0
+    if argv[0] == "lso":
+        parser = argparse.ArgumentParser(prog="python -m snipjax.bench lso")
+        parser.add_argument("--checkpoint", required=True, help="an SR model")
+        parser.add_argument("--optimizer", default="gwo", choices=("gwo", "es"))
+        parser.add_argument("--iterations", type=int, default=5)
+        parser.add_argument("--problems", type=int, default=4)
+        args = parser.parse_args(argv[1:])
+        run_lso(args.checkpoint, args.optimizer, args.iterations, args.problems)
         return 0
     from snipjax import bench_train  # jax loads only for the training benchmark
 

@@ -112,9 +112,10 @@ def test_frozen_mode_leaves_the_encoder_bit_identical_and_the_optimizer_never_se
     config = tiny_property_config(pretrained, mode="frozen")
     metrics = prop_task.train_and_evaluate(config, str(tmp_path))
     assert {"r2", "nmse", "acc_0.1", "chance_r2"} <= metrics.keys()
-    state = checkpoint.load_params(str(tmp_path))[1]
-    assert "encoder" not in state  # trainable params: the head alone
     step = max(int(d) for d in os.listdir(tmp_path / "checkpoints"))
+    state = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / str(step) / checkpoint.STATE, "params")
+    assert "encoder" not in state  # trainable params: the head alone
+    assert "encoder" in checkpoint.load_params(str(tmp_path))[1]  # the workdir loads whole
     frozen = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / str(step) / checkpoint.STATE, "frozen")
     jax.tree.map(np.testing.assert_array_equal, frozen["encoder"], encoder_params(pretrained)["symbolic_encoder"])
     opt_state = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / str(step) / checkpoint.STATE, "opt_state")

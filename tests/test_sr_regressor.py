@@ -61,6 +61,8 @@ def test_fit_refits_the_decoded_skeletons_and_keeps_the_best(tiny_checkpoint):
     front = [e for e in model.equations_ if e.pareto]
     assert front and all(a.complexity < b.complexity and a.r2 < b.r2 for a, b in zip(front, front[1:]))
     assert all(e.complexity == e.expression.n_nodes for e in model.equations_)
+    phases = {k: model.timings_[k] for k in ("encode", "decode", "refit", "score")}
+    assert all(v > 0 for v in phases.values()) and sum(phases.values()) <= model.timings_["total"]
 
 
 def test_sympy_and_latex_name_the_features(tiny_checkpoint):

@@ -3,6 +3,7 @@
   python -m snipjax.tasks.sr.train --config configs/sr/cpu.py --workdir runs/sr_cpu \
       --config.pretrained=runs/pretrain_cpu_1d                      # the model (about 2 hours on 2 cores)
   python results/sr/reproduce.py [--checkpoint runs/sr_cpu] [--generated 200]
+  python results/sr/reproduce.py lso [--iterations 10]             # direct decoding against GWO and ES
   python results/sr/reproduce.py report                             # README.md and r2.png from results.json
 
 Fits `SNIPRegressor` (refit constants, best fit R² kept) with the official decoding (2 samples at temperature
@@ -12,6 +13,10 @@ Fits `SNIPRegressor` (refit constants, best fit R² kept) with the official deco
 - the SRBench Feynman problems of 1 and 2 variables: 1,000 points uniform in the formula's ranges (seed 0),
   the official 75/25 split (random_state 14423), scored by R² on the test quarter; beside each, the test R²
   of the published SNIP (with LSO, 10-D model) from its result file in published/.
+
+`lso` runs the benchmark runner (`python -m snipjax.tasks.sr.benchmark`) without latent optimization, with
+GWO and with ES, on the same Feynman problems and on the Nguyen set, into lso/*.csv (a rerun resumes), and
+records the summaries in lso.json.
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ DECODINGS = {"sample": {"decoding": "sample"}, "beam10": {"decoding": "beam", "b
 SPLIT_SEED = 14423  # the official train/test split (LSO_eval.py)
 
 
+def shown(model) -> str:
+    """The fitted formula as sympy prints it, constants to 4 digits."""
+    import sympy
+
+    return str(sympy.N(model.sympy(), 4))
+
+
 def feynman_rows(checkpoint: str, max_features: int, decoding: dict) -> list[dict]:
     from sklearn.model_selection import train_test_split
 
@@ -51,7 +63,7 @@ def feynman_rows(checkpoint: str, max_features: int, decoding: dict) -> list[dic
         model = SNIPRegressor(checkpoint=checkpoint, **decoding).fit(X_fit, y_fit)
         seconds = time.perf_counter() - start
         rows.append({"problem": problem.name, "formula": problem.formula, "n_features": len(problem.features),
-                     "predicted": str(model.expression_), "r2_fit": model.equations_[0].r2,
+                     "predicted": shown(model), "r2_fit": model.equations_[0].r2,
                      "r2_test": r2_score(y_test, model.predict(X_test)), "complexity": model.equations_[0].complexity,
                      "seconds": seconds, "snip_published_r2_test": float(published[problem.name]["r2_predict"]),
                      "snip_published_complexity": float(published[problem.name]["_complexity_predict"])})
@@ -73,7 +85,7 @@ def generated_rows(checkpoint: str, count: int, decoding: dict) -> list[dict]:
         start = time.perf_counter()
         model = SNIPRegressor(checkpoint=checkpoint, **decoding).fit(sample.x, sample.y)
         rows.append({"index": index, "dim": sample.dim, "truth": str(sample.expression),
-                     "predicted": str(model.expression_), "r2_fit": model.equations_[0].r2,
+                     "predicted": shown(model), "r2_fit": model.equations_[0].r2,
                      "complexity": model.equations_[0].complexity, "truth_complexity": sample.expression.n_nodes,
                      "seconds": time.perf_counter() - start})
     return rows
@@ -141,6 +153,19 @@ def report() -> None:
     for row in results["runs"]["sample"]["feynman_rows"]:
         lines.append(f"| {row['problem']} | `{row['formula']}` | {row['r2_test']:.4f} | "
                      f"{row['snip_published_r2_test']:.4f} | `{row['predicted'][:80]}` |")
+    if (HERE / "lso.json").exists():
+        record = json.loads((HERE / "lso.json").read_text())
+        lines += ["", "## Latent space optimization at CPU scale", "",
+                  f"`{record['command']}` on {record['date']} ({record['machine']['processor']}, "
+                  f"{record['machine']['cpu_count']} cores): at most {record['iterations']} iterations of 50 "
+                  "latents (the paper runs 80), test R² on the official 75/25 split; per-problem rows in lso/.", "",
+                  "| problems | search | n | R² > 0.99 | R² > 0.999 | median R² | mean complexity | median s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, s in record["runs"].items():
+            problems, search = name.split("_", 1)
+            lines.append(f"| {problems} | {search} | {s['problems']} | {s['share_r2_above_0.99']:.3f} | "
+                         f"{s['share_r2_above_0.999']:.3f} | {s['median_r2']:.3f} | {s['mean_complexity']:.1f} | "
+                         f"{s['median_seconds']:.1f} |")
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
 
     plt = pyplot()
@@ -159,9 +184,41 @@ def report() -> None:
     figure.savefig(HERE / "r2.png", dpi=120)
 
 
+LSO_PROBLEMS = {"feynman": ["--formulas", "feynman", "--max-features", "2"],
+                "nguyen": ["--formulas", "classic:Nguyen-", "--max-features", "2"]}
+
+
+def lso(arguments: list[str]) -> None:
+    from snipjax.tasks.sr import benchmark
+
+    parser = argparse.ArgumentParser(prog="python results/sr/reproduce.py lso")
+    parser.add_argument("--checkpoint", default="runs/sr_cpu")
+    parser.add_argument("--iterations", type=int, default=10, help="latent optimization iterations at most")
+    args = parser.parse_args(arguments)
+    (HERE / "lso").mkdir(exist_ok=True)
+    record = {"command": " ".join(["python", "results/sr/reproduce.py", "lso", *arguments]),
+              "date": datetime.date.today().isoformat(), "machine": machine(), "checkpoint": args.checkpoint,
+              "iterations": args.iterations, "runs": {}}
+    for problems, selection in LSO_PROBLEMS.items():
+        for optimizer in (None, "gwo", "es"):
+            name = f"{problems}_{optimizer or 'direct'}"
+            out = HERE / "lso" / f"{name}.csv"
+            command = ["--checkpoint", args.checkpoint, *selection, "--iterations", str(args.iterations),
+                       "--out", str(out), *(["--optimizer", optimizer] if optimizer else [])]
+            print(f"{name}: python -m snipjax.tasks.sr.benchmark {' '.join(command)}", flush=True)
+            benchmark.main(command)
+            record["runs"][name] = benchmark.summary(str(out), [])["ours"]
+            (HERE / "lso.json").write_text(json.dumps(record, indent=1))
+    if (HERE / "results.json").exists():
+        report()
+
+
 def main() -> None:
     if sys.argv[1:2] == ["report"]:
         report()
+        return
+    if sys.argv[1:2] == ["lso"]:
+        lso(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="runs/sr_cpu")

@@ -118,7 +118,8 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
 
     Fitted: `expression_` (over x_0.. of the original columns), `equations_` (every valid candidate, best R²
     first; `pandas.DataFrame(model.equations_)` tabulates them), `features_` (the columns used), `n_iter_`
-    (latent optimization iterations run).
+    (latent optimization iterations run), `timings_` (seconds spent encoding, decoding, refitting, scoring,
+    and in all).
     """
 
     def __init__(self, checkpoint: str | None = None, *, decoding: str = "sample", n_samples: int = 2,
@@ -203,6 +204,7 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
         self.equations_ = [Equation(e, c, r2, seconds, bool(p))
                            for e, c, (_, (r2, seconds)), p in zip(expressions, complexities, ranked, front)]
         self.expression_ = self.equations_[0].expression
+        self.timings_ = {**session.seconds, "total": session.elapsed()}
         self._log(f"best fit R² {self.equations_[0].r2:.4f}: {self.expression_} ({session.elapsed():.2f} s)")
         return self
 
@@ -251,6 +253,14 @@ class _Search:
         self.scored: dict[Expression, tuple[float, float]] = {}  # fit R², seconds into the fit
         self.skeletons: set[tuple] = set()
         self.start = time.perf_counter()
+        self.seconds = dict.fromkeys(("encode", "decode", "refit", "score"), 0.0)
+
+    def timed(self, phase: str, function, *args, **kwargs):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        jax.block_until_ready(result)  # dispatch is asynchronous: time the work, not the launch
+        self.seconds[phase] += time.perf_counter() - start
+        return result
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -259,8 +269,8 @@ class _Search:
         """Latents [len(subsets), latent] of row subsets of one size, y plus `y_noise` [len, size] if given."""
         subsets = np.asarray(subsets)
         y = self.y[subsets] + (0.0 if y_noise is None else y_noise)
-        return api.encode_numeric(self.params, (self.x[subsets] - self.mean) / self.scale, y, config=self.config,
-                                  normalize=False, allow_fewer_points=True)
+        return self.timed("encode", api.encode_numeric, self.params, (self.x[subsets] - self.mean) / self.scale, y,
+                          config=self.config, normalize=False, allow_fewer_points=True)
 
     def decode(self, z: jax.Array, step: int) -> tuple[list, int]:
         """Expressions of raw inputs (None where invalid), and how many sequences each latent gave."""
@@ -269,12 +279,13 @@ class _Search:
         sample_latents, beam_latents = decoding.make_decoders(self.config)
         if r.decoding == "sample":
             key = jax.random.fold_in(jax.random.key(r.random_state), step)
-            ids, lengths = sample_latents(self.params, z, key, n_samples=r.n_samples, temperature=r.temperature,
-                                          max_len=max_len)
+            ids, lengths = self.timed("decode", sample_latents, self.params, z, key, n_samples=r.n_samples,
+                                      temperature=r.temperature, max_len=max_len)
         else:
-            ids, lengths, _ = beam_latents(self.params, z, beam_size=r.beam_size, max_len=max_len)
-        decoded = decoding.to_expressions(ids, lengths, max_dim=self.config.data.max_dim,
-                                          seed=r.random_state + step)
+            ids, lengths, _ = self.timed("decode", beam_latents, self.params, z, beam_size=r.beam_size,
+                                         max_len=max_len)
+        decoded = self.timed("decode", decoding.to_expressions, ids, lengths, max_dim=self.config.data.max_dim,
+                             seed=r.random_state + step)
         return [None if e is None else for_raw_inputs(e, self.mean, self.scale) for e in decoded], ids.shape[1]
 
     def score(self, z: jax.Array, step: int) -> np.ndarray:
@@ -288,14 +299,16 @@ class _Search:
                 fresh.append(expression)
                 owners.append(position // per_latent)
         r = self.regressor
-        refit = constants.fit_constants(fresh, self.x, self.y, max_points=r.max_fit_points,
-                                        max_iter=r.refit_iterations, time_limit=r.refit_time_limit)
+        refit = self.timed("refit", constants.fit_constants, fresh, self.x, self.y, max_points=r.max_fit_points,
+                           max_iter=r.refit_iterations, time_limit=r.refit_time_limit)
+        start = time.perf_counter()
         fitness = np.zeros(len(z))
         for expression, fitted, owner in zip(fresh, refit, owners):
             for candidate in (expression, fitted):
                 if candidate not in self.scored:
                     self.scored[candidate] = (r2_score(self.y, candidate.evaluate(self.x)), self.elapsed())
                 fitness[owner] = max(fitness[owner], self.scored[candidate][0])
+        self.seconds["score"] += time.perf_counter() - start
         return fitness
 
     def initial_population(self, z: jax.Array, rng: np.random.Generator) -> jax.Array:
