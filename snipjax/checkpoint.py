@@ -117,6 +117,8 @@ def _restore_as_numpy(directory: epath.Path, subtree: str | None = None, also: t
         target, restore_args=restore_args, partial_restore=subtree is not None))
     if subtree is None:
         return restored
+    if len(metadata) == 1:
+        return restored[subtree]
     return {k: v for key in metadata for k, v in restored[key].items()}
 
 

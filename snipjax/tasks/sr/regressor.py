@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import time
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from snipjax import api
+from snipjax.checkpoint import CHECKPOINTS_DIR
 from snipjax.data.expressions import Expression, is_constant, is_variable
 from snipjax.tasks.sr import constants, decoding, search
 
@@ -47,8 +49,14 @@ class Equation:
         return str(self.expression)
 
 
-@functools.lru_cache(maxsize=4)
 def _load(path: str):
+    """(config, params) of an SR model, read once per path and version (a workdir's newest checkpoint)."""
+    checkpoints = Path(path) / CHECKPOINTS_DIR
+    return _load_version(path, checkpoints.stat().st_mtime_ns if checkpoints.exists() else 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_version(path: str, version: int):
     config, params = api.load(path)
     if "decoder" not in config.model:
         raise ValueError(f"{path} holds a SNIP encoder pair, not a symbolic-regression model (no decoder): "
