@@ -48,7 +48,7 @@ def compile_programs(expressions: Sequence[Expression], n_inputs: int) -> Progra
         if expression.input_dim > n_inputs:
             raise ValueError(f"{expression} uses x_{expression.input_dim - 1} but x has {n_inputs} columns")
     length = _bucket(max((e.n_nodes for e in expressions), default=1), smallest=32)
-    n_constants = _bucket(max((len(e.constants) for e in expressions), default=1), smallest=8)
+    n_constants = length // 2 + 1  # a prefix of L tokens has at most (L + 1) / 2 leaves: L fixes every shape
     codes = np.zeros((len(expressions), length), np.int32)
     slots = np.zeros((len(expressions), length), np.int32)
     constants = np.zeros((len(expressions), n_constants), np.float64)
@@ -180,35 +180,37 @@ def _lbfgs():
                                                                          store_grad=True))
 
 
+PATIENCE = 3  # L-BFGS steps without a better loss before a formula counts as converged
+
+
 @functools.partial(jax.jit, static_argnames=("n_steps", "vectorize"))
-def _lbfgs_steps(constants, state, best, best_loss, codes, slots, x, y, weight, n_steps, vectorize):
-    """`n_steps` L-BFGS steps for every program, `vectorize` programs at a time (vmapped), keeping each
-    one's best finite constants."""
+def _lbfgs_steps(carry, codes, slots, x, y, weight, n_steps, vectorize):
+    """Up to `n_steps` L-BFGS steps for every program, `vectorize` programs at a time (vmapped), each keeping
+    its best finite constants and stopping after PATIENCE steps without improving them."""
     optimizer = _lbfgs()
 
     def one(arguments):
-        constants, state, best, best_loss, codes, slots = arguments
+        carry, codes, slots = arguments
+
         def objective(c):
             return half_mse(c, codes, slots, x, y, weight)
 
         value_and_grad = optax.value_and_grad_from_state(objective)
 
-        def step(carry, _):
-            constants, state, best, best_loss = carry
+        def step(carry):
+            constants, state, best, best_loss, stalls, i = carry
             loss, grad = value_and_grad(constants, state=state)
             better = jnp.isfinite(loss) & (loss < best_loss)
             best, best_loss = jnp.where(better, constants, best), jnp.where(better, loss, best_loss)
             updates, state = optimizer.update(grad, state, constants, value=loss, grad=grad,
                                               value_fn=objective)
-            return (optax.apply_updates(constants, updates), state, best, best_loss), None
+            stalls = jnp.where(better, 0, stalls + 1)
+            return optax.apply_updates(constants, updates), state, best, best_loss, stalls, i + 1
 
-        (constants, state, best, best_loss), _ = jax.lax.scan(
-            step, (constants, state, best, best_loss), None, length=n_steps)
-        return constants, state, best, best_loss
+        return jax.lax.while_loop(lambda c: (c[5] < n_steps) & (c[4] < PATIENCE), step, (*carry, 0))[:5]
 
     # batch_size=1 would still vmap (a batch of one), and a vmapped switch computes all its branches.
-    return jax.lax.map(one, (constants, state, best, best_loss, codes, slots),
-                       batch_size=None if vectorize == 1 else vectorize)
+    return jax.lax.map(one, (carry, codes, slots), batch_size=None if vectorize == 1 else vectorize)
 
 
 def _padded_points(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -227,8 +229,9 @@ def fit_constants(expressions: Sequence[Expression], x, y, *, max_points: int = 
                   ) -> list[Expression]:
     """The expressions with their constants refit by L-BFGS on ½·MSE over the first `max_points` rows of
     x [N, D], y [N], all in one compiled call per `steps_per_call` iterations. Stops after `max_iter`
-    iterations, or when a call ends past `time_limit` seconds (one call always runs); each formula keeps the best constants it saw
-    (its decoded ones if nothing improved them). Formulas without constants come back unchanged.
+    iterations, or when a call ends past `time_limit` seconds (one call always runs); a formula stops early
+    after PATIENCE steps that do not improve it. Each formula keeps the best constants it saw (its decoded
+    ones if nothing improved them). Formulas without constants come back unchanged.
 
     `vectorize` formulas run vmapped side by side, the rest in sequence. A vmapped switch evaluates every
     operation of every token, which an accelerator absorbs and a CPU does not (10x slower measured), so
@@ -240,22 +243,24 @@ def fit_constants(expressions: Sequence[Expression], x, y, *, max_points: int = 
     if not any(e.constants for e in expressions):
         return expressions
     # Padded to a power of two of formulas (constant zero programs), as the points are, to share compilations.
-    programs = compile_programs(expressions + [Expression((0.0,))] * (_bucket(len(expressions)) - len(expressions)),
-                                x.shape[1])
+    padding = _bucket(len(expressions), smallest=16) - len(expressions)
+    programs = compile_programs(expressions + [Expression((0.0,))] * padding, x.shape[1])
     data = _padded_points(x[:max_points], y[:max_points])
     codes, slots = jnp.asarray(programs.codes), jnp.asarray(programs.slots)
     constants = jnp.asarray(programs.constants, jnp.float32)
     state = jax.vmap(_lbfgs().init)(constants)  # per-formula states, stacked
-    best, best_loss = constants, jnp.full(len(constants), jnp.inf)
+    stalls = jnp.zeros(len(constants), jnp.int32)
+    carry = (constants, state, constants, jnp.full(len(constants), jnp.inf), stalls)  # ..., best, loss, stalls
     if vectorize is None:
         vectorize = 1 if jax.default_backend() == "cpu" else len(constants)
     start, done = time.perf_counter(), 0
     while done < max_iter and (done == 0 or time_limit is None or time.perf_counter() - start < time_limit):
         n_steps = min(steps_per_call, max_iter - done)
-        constants, state, best, best_loss = _lbfgs_steps(constants, state, best, best_loss, codes, slots,
-                                                         *data, n_steps, vectorize)
+        carry = _lbfgs_steps(carry, codes, slots, *data, n_steps, vectorize)
         done += n_steps
-    best = np.asarray(best, np.float64)
+        if bool(jnp.all(carry[4] >= PATIENCE)):
+            break  # every formula has converged
+    best = np.asarray(carry[2], np.float64)
     return [with_constants(e, best[row]) if e.constants else e for row, e in enumerate(expressions)]
 
 
