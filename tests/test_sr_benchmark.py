@@ -58,13 +58,15 @@ def test_noise_is_relative_to_the_rms_of_y_and_only_on_the_fit_part():
     np.testing.assert_allclose(np.std(y_fit - (3.0 + X_fit[:, 0])), 0.1 * np.sqrt(np.mean(y_fit**2)), rtol=0.1)
 
 
-def test_a_dataset_csv_is_read_with_its_target(tmp_path, capsys):
+def test_a_dataset_csv_is_read_with_its_target(tiny_checkpoint, tmp_path, capsys):  # noqa: F811
     path = tmp_path / "table.csv"
     path.write_text("a,target,b\n1,2,3\n4,5,6\n")
     X, y, name = benchmark.read_dataset(str(path), "target")
     np.testing.assert_array_equal(X, [[1, 3], [4, 6]])
     np.testing.assert_array_equal(y, [2, 5])
     assert benchmark.read_dataset(str(path), None)[2] == "b"
-    assert benchmark.main(["--checkpoint", "x", "--data", str(path), "--target", "c", "--out",
+    assert benchmark.main(["--checkpoint", tiny_checkpoint, "--data", str(path), "--target", "c", "--out",
                            str(tmp_path / "o.csv")]) == 2
     assert "no column 'c'" in capsys.readouterr().err
+    assert benchmark.main(["--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "config.json not found" in capsys.readouterr().err

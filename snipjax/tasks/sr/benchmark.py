@@ -145,6 +145,9 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
+        from snipjax.tasks.sr.regressor import SNIPRegressor
+
+        SNIPRegressor(checkpoint=args.checkpoint)._model()  # a missing or wrong checkpoint says so now
         if args.data:
             X, y, target = read_dataset(args.data, args.target)
             todo = [(os.path.basename(args.data), target, lambda X=X, y=y: (X, y))]
