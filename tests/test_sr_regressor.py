@@ -196,3 +196,10 @@ def test_the_initial_population_has_snips_composition(tiny_checkpoint):
     distances = np.linalg.norm(population[26:] - np.asarray(z), axis=1)  # the 24 perturbed latents
     assert np.all(distances > 0) and np.all(distances < 2 * 4 * np.sqrt(z.shape[0]))
     assert len({tuple(row) for row in population.round(6)}) == 50
+
+
+def test_formulas_over_inputs_the_data_lacks_are_dropped(tiny_checkpoint):
+    X, y = linear_data()
+    model = SNIPRegressor(checkpoint=tiny_checkpoint, n_samples=16, temperature=1.0).fit(X[:, :1], y)
+    assert all(e.expression.input_dim <= 1 for e in model.equations_)  # the model also writes x_1
+    assert model.score(X[:, :1], y) > 0.9999

@@ -294,7 +294,9 @@ class _Search:
                                          max_len=max_len)
         decoded = self.timed("decode", decoding.to_expressions, ids, lengths, max_dim=self.config.data.max_dim,
                              seed=r.random_state + step)
-        return [None if e is None else for_raw_inputs(e, self.mean, self.scale) for e in decoded], ids.shape[1]
+        n_inputs = self.x.shape[1]  # a Dmax-D model may write variables the data does not have
+        return [None if e is None or e.input_dim > n_inputs else for_raw_inputs(e, self.mean, self.scale)
+                for e in decoded], ids.shape[1]
 
     def score(self, z: jax.Array, step: int) -> np.ndarray:
         """Fitness [len(z)] of latents: the best fit R² (clipped at 0) of their decoded, refit formulas; a
