@@ -174,6 +174,15 @@ def report() -> None:
             lines.append(f"| {problems} | {search} | {s['problems']} | {s['share_r2_above_0.99']:.3f} | "
                          f"{s['share_r2_above_0.999']:.3f} | {s['median_r2']:.3f} | {s['mean_complexity']:.1f} | "
                          f"{s['median_seconds']:.1f} |")
+    lines += ["", "![R² of the fits](r2.png)"]
+    if (HERE / "interpolation.json").exists():
+        record = json.loads((HERE / "interpolation.json").read_text())
+        lines += ["", "## Latent interpolation", "",
+                  f"`{record['command']}` on {record['date']}: the formulas decoded (a beam of one, constants as "
+                  f"decoded) along the straight path from the latent of `{record['source']}` to that of "
+                  f"`{record['target']}`.", "", "| t | decoded |", "|---|---|"]
+        lines += [f"| {row['t']:.2f} | `{row['formula']}` |" for row in record["path"]]
+        lines += ["", "![interpolation](interpolation.png)"]
     (HERE / "README.md").write_text("\n".join(lines) + "\n")
 
     plt = pyplot()
