@@ -18,11 +18,11 @@ def rows_of(path):
 def test_the_runner_fits_each_problem_once_and_resumes(tiny_checkpoint, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "nguyen.csv"
     arguments = ["--checkpoint", tiny_checkpoint, "--formulas", "classic:Nguyen-", "--max-features", "2",
-                 "--points", "60", "--out", str(out)]
+                 "--points", "60", "--iterations", "1", "--out", str(out)]
     assert benchmark.main(arguments + ["--shard", "0/7"]) == 0  # Nguyen-1 and Nguyen-8
     first = rows_of(out)
     assert [row["problem"] for row in first] == ["Nguyen-1", "Nguyen-8"]
-    assert set(first[0]) == set(benchmark.COLUMNS)
+    assert set(first[0]) == set(benchmark.COLUMNS) and first[0]["optimizer"] == "gwo"
     assert all(-np.inf < float(row["r2_predict"]) <= 1 and int(row["_complexity_predict"]) > 0 for row in first)
 
     published = tmp_path / "published.csv"

@@ -79,7 +79,8 @@ def test_sympy_and_latex_name_the_features(tiny_checkpoint):
 
 def test_the_estimator_checks_that_apply_pass(tiny_checkpoint):
     # The checks fit data with up to 10 features; a Dmax-2 model reads them with feature selection.
-    estimator = SNIPRegressor(checkpoint=tiny_checkpoint, refit_iterations=20, feature_selection=True)
+    estimator = SNIPRegressor(checkpoint=tiny_checkpoint, refit_iterations=20, feature_selection=True,
+                              optimizer=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = check_estimator(estimator, expected_failed_checks=NOT_APPLICABLE, on_fail=None)
@@ -91,6 +92,7 @@ def test_the_estimator_checks_that_apply_pass(tiny_checkpoint):
 def test_clone_keeps_the_parameters(tiny_checkpoint):
     model = SNIPRegressor(checkpoint=tiny_checkpoint, decoding="beam", beam_size=3)
     assert clone(model).get_params() == model.get_params()
+    assert model.get_params()["optimizer"] == "gwo"  # the paper's search, which results/sr/ favours
 
 
 def test_beam_decoding_fits(tiny_checkpoint):
@@ -163,7 +165,7 @@ def test_a_converted_official_sr_checkpoint_fits(tmp_path):
     X, y = linear_data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights may decode nothing valid: the mean stands in
-        model = SNIPRegressor(checkpoint=str(tmp_path), max_len=24).fit(X, y)
+        model = SNIPRegressor(checkpoint=str(tmp_path), max_len=24, optimizer=None).fit(X, y)
     assert model.equations_ and np.all(np.isfinite(model.predict(X)))
 
 
@@ -175,7 +177,7 @@ def test_latent_optimization_runs_until_a_formula_fits_or_the_budget_ends(tiny_c
     assert solved.n_iter_ == 0  # direct decoding already fits: no search
     hard = np.sin(3 * X[:, 0] * X[:, 1]) + X[:, 1] ** 3
     sampling = dict(checkpoint=tiny_checkpoint, refit_iterations=10, temperature=1.0)  # varied formulas
-    direct = SNIPRegressor(**sampling).fit(X, hard)
+    direct = SNIPRegressor(**sampling, optimizer=None).fit(X, hard)
     searched = SNIPRegressor(**sampling, optimizer=optimizer, lso_iterations=2).fit(X, hard)
     assert searched.n_iter_ == 2
     assert len(searched.equations_) > len(direct.equations_)

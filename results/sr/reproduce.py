@@ -37,7 +37,8 @@ sys.path.insert(0, str(HERE.parent))  # results/common.py
 
 from common import machine, pyplot  # noqa: E402
 
-DECODINGS = {"sample": {"decoding": "sample"}, "beam10": {"decoding": "beam", "beam_size": 10}}
+DECODINGS = {"sample": {"decoding": "sample", "optimizer": None},
+             "beam10": {"decoding": "beam", "beam_size": 10, "optimizer": None}}
 SPLIT_SEED = 14423  # the official train/test split (LSO_eval.py)
 
 
@@ -221,7 +222,7 @@ def lso(arguments: list[str]) -> None:
             name = f"{problems}_{optimizer or 'direct'}"
             out = HERE / "lso" / f"{name}.csv"
             command = ["--checkpoint", args.checkpoint, *selection, "--iterations", str(args.iterations),
-                       "--out", str(out), *(["--optimizer", optimizer] if optimizer else [])]
+                       "--out", str(out.relative_to(ROOT)), "--optimizer", optimizer or "none"]
             record["runs"][name] = "python -m snipjax.tasks.sr.benchmark " + " ".join(command)
             (HERE / "lso.json").write_text(json.dumps(record, indent=1))
             print(f"{name}: {record['runs'][name]}", flush=True)

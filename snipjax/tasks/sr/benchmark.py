@@ -93,14 +93,15 @@ def fit_problem(name: str, formula: str, X: np.ndarray, y: np.ndarray, args) -> 
     seed = zlib.crc32(name.encode())
     X_fit, X_test, y_fit, y_test = split(X, y, args.noise, seed)
     start = time.perf_counter()
-    model = SNIPRegressor(checkpoint=args.checkpoint, optimizer=args.optimizer, lso_iterations=args.iterations,
+    optimizer = None if args.optimizer == "none" else args.optimizer
+    model = SNIPRegressor(checkpoint=args.checkpoint, optimizer=optimizer, lso_iterations=args.iterations,
                           feature_selection=True, random_state=args.seed, verbose=args.verbose)
     model.fit(X_fit, y_fit)
     seconds = time.perf_counter() - start
     return {"problem": name, "formula": formula, "predicted_tree": str(model.expression_),
             "r2_fit": r2_score(y_fit, model.predict(X_fit)), "r2_predict": r2_score(y_test, model.predict(X_test)),
             "_complexity_predict": model.equations_[0].complexity, "time": round(seconds, 3),
-            "input_dimension": X.shape[1], "noise": args.noise, "optimizer": args.optimizer or "none"}
+            "input_dimension": X.shape[1], "noise": args.noise, "optimizer": args.optimizer}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -136,7 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--target", help="the target column of --data (default: the last)")
     parser.add_argument("--points", type=int, default=1000, help="points sampled per formula")
     parser.add_argument("--noise", type=float, default=0.0, help="target noise, relative to RMS(y)")
-    parser.add_argument("--optimizer", choices=("gwo", "es"), help="latent space optimization (default: none)")
+    parser.add_argument("--optimizer", choices=("gwo", "es", "none"), default="gwo",
+                        help="latent space optimization (default: gwo)")
     parser.add_argument("--iterations", type=int, default=80, help="latent optimization iterations at most")
     parser.add_argument("--shard", help="i/n: every n-th problem from the i-th")
     parser.add_argument("--seed", type=int, default=0)
