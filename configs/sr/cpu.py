@@ -8,7 +8,7 @@ memory vectors and a 4-layer decoder with tied output embeddings read it. Expres
 the 1-D encoder's point embedder is widened to x_1 (the new input starts with no effect). The encoder is
 fine-tuned with the decoder (`train_encoder`): it was pretrained on 1-D, min-max normalised y, and SR reads
 2-D points with raw y. Batch 64, AdamW 1e-3 with cosine decay, 4,000 steps (256k expressions; the official
-SR model sees tens of millions): about 1.5 hours on a 2-core machine.
+SR model sees tens of millions): 1 h 46 min on a 2-core machine (shared with test runs).
 
 What it should reach: results/sr/README.md records the held-out token accuracy and the share of held-out
 expressions and the 1–2 variable Feynman problems decoded to R² > 0.99 after refitting the constants.
