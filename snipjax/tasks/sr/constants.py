@@ -174,10 +174,9 @@ def half_mse(constants, codes, slots, x, y, weight):
 
 @functools.cache
 def _lbfgs():
-    # A backtracking (Armijo) line search: on refits it reaches the zoom search's optimum in a seventh of
-    # the time (measured on CPU), since most steps accept the first trial.
-    return optax.lbfgs(linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=20,
-                                                                         store_grad=True))
+    # The zoom (strong Wolfe) line search: `bench constants` measured 0.94 of refits above R² 0.99 with it
+    # against 0.93 for scipy's BFGS and 0.81 with a backtracking search, which was 1.5x faster.
+    return optax.lbfgs()
 
 
 PATIENCE = 3  # L-BFGS steps without a better loss before a formula counts as converged
