@@ -198,14 +198,6 @@ def run_decode(config_path: str, n_latents: int, lengths=(32, 64, 128)) -> None:
     z = jax.random.normal(jax.random.key(1), (n_latents, config.model.latent_dim))
     ends = dict(bos=vocab.eos_id, eos=-1, pad=vocab.pad_id)  # eos=-1: every sequence runs to max_len
 
-    def cached_step(memory, max_len):
-        def step(cache, tokens, position):
-            variables = {"params": params, **({"cache": cache} if cache else {})}
-            logits, updated = model.apply(variables, memory, tokens, models.transformer.DecodeStep(
-                position, max_len), method="decode_step", mutable=["cache"])
-            return logits, updated["cache"]
-        return step
-
     def recompute_step(z_rows, max_len):
         def step(prefix, tokens, position):
             prefix = prefix if prefix else {"ids": jnp.zeros((z_rows.shape[0], max_len), jnp.int32)}
@@ -219,7 +211,9 @@ def run_decode(config_path: str, n_latents: int, lengths=(32, 64, 128)) -> None:
         rows = jnp.repeat(z, 2, axis=0)
         memory = model.apply({"params": params}, rows, method="memory")
         timings = {}
-        for name, step in (("cached", cached_step(memory, max_len)), ("recompute", recompute_step(rows, max_len))):
+        steps = (("cached", decoding.model_step(model, params, memory, max_len)),
+                 ("recompute", recompute_step(rows, max_len)))
+        for name, step in steps:
             run = jax.jit(lambda key, step=step: decoding.sample(step, rows.shape[0], key, max_len=max_len,
                                                                  temperature=0.1, **ends)[0])
             run(jax.random.key(0)).block_until_ready()

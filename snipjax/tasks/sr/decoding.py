@@ -93,33 +93,35 @@ def beam_search(step: Step, batch: int, *, beam_size: int, max_len: int, bos: in
     return ids[rows, order], lengths[rows, order], final[rows, order]
 
 
+def model_step(model, params, memory: jax.Array, max_len: int) -> Step:
+    """The cached step function of an SR model decoding from `memory` [rows, M, d] for up to `max_len`."""
+    def step(cache, tokens, position):
+        variables = {"params": params, **({"cache": cache} if cache else {})}
+        logits, updated = model.apply(variables, memory, tokens, DecodeStep(position, max_len),
+                                      method="decode_step", mutable=["cache"])
+        return logits, updated["cache"]
+    return step
+
+
 @functools.cache
 def _decoders(config: ml_collections.FrozenConfigDict):
     model = models.make_sr_model(config)
     vocab = get_vocab(config.data.max_dim)
     ends = dict(bos=vocab.eos_id, eos=vocab.eos_id, pad=vocab.pad_id)
 
-    def model_step(params, memory, max_len):
-        def step(cache, tokens, position):
-            variables = {"params": params, **({"cache": cache} if cache else {})}
-            logits, updated = model.apply(variables, memory, tokens, DecodeStep(position, max_len),
-                                          method="decode_step", mutable=["cache"])
-            return logits, updated["cache"]
-        return step
-
     def memory(params, z, copies):
         return jnp.repeat(model.apply({"params": params}, z, method="memory"), copies, axis=0)
 
     @functools.partial(jax.jit, static_argnames=("n_samples", "temperature", "max_len"))
     def sample_latents(params, z, key, *, n_samples, temperature, max_len):
-        step = model_step(params, memory(params, z, n_samples), max_len)
+        step = model_step(model, params, memory(params, z, n_samples), max_len)
         ids, lengths = sample(step, z.shape[0] * n_samples, key, max_len=max_len, temperature=temperature,
                               **ends)
         return ids.reshape(z.shape[0], n_samples, max_len), lengths.reshape(z.shape[0], n_samples)
 
     @functools.partial(jax.jit, static_argnames=("beam_size", "max_len", "length_penalty"))
     def beam_latents(params, z, *, beam_size, max_len, length_penalty=1.0):
-        step = model_step(params, memory(params, z, beam_size), max_len)
+        step = model_step(model, params, memory(params, z, beam_size), max_len)
         return beam_search(step, z.shape[0], beam_size=beam_size, max_len=max_len,
                            length_penalty=length_penalty, **ends)
 
