@@ -295,7 +295,7 @@ def main(argv=None) -> int:
     if argv[0] == "lso":
         parser = argparse.ArgumentParser(prog="python -m snipjax.bench lso")
         parser.add_argument("--checkpoint", required=True, help="an SR model")
-        parser.add_argument("--optimizer", default="gwo", choices=("gwo", "es"))
+        parser.add_argument("--optimizer", default="gwo", choices=("gwo", "es", "cma"))
         parser.add_argument("--iterations", type=int, default=5)
         parser.add_argument("--problems", type=int, default=4)
         args = parser.parse_args(argv[1:])

@@ -33,6 +33,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.ln_eps = 1e-12
     config.model.pool_mask = False  # official: pooling softmax over all positions; True masks padding
     config.model.float_init = "official"  # float-token embeddings: random (official) | 'value' (codes of values)
+    config.model.point_input = "tokens"  # points as float-token embeddings (official) | 'values' (value features)
+    config.model.constant_input = "tokens"  # an expression's constants, likewise
     config.model.dtype = "float32"  # compute dtype: 'float32' | 'bfloat16' (params stay float32)
 
     config.loss = ml_collections.ConfigDict()

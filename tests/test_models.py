@@ -182,3 +182,65 @@ def test_value_initialised_float_embeddings_place_near_values_near_each_other():
     assert abs(np.mean(np.linalg.norm(table[offset + 15:], axis=1)) - 1.0) < 0.15  # unit norm, as official rows
     with pytest.raises(ValueError, match="float_init"):
         float_embedding_init("sorted", dim)
+
+
+def test_point_value_features_read_the_values_the_tokens_stand_for():
+    from snipjax.data import tokens
+    from snipjax.models.float_init import point_value_features
+
+    max_dim, width = 3, 24
+    x = np.array([[0.0, -2.5e-3, 7.0], [1.234e5, 3.0, -1e80]])
+    y = np.array([0.5, -4e-7])
+    ids = tokens.encode_point_sets([x[:, :2]], [y], max_dim)  # x_2 is padding: the sample is 2-D
+    features = np.asarray(point_value_features(jnp.asarray(ids), width)).reshape(2, max_dim + 1, width)
+    values = np.concatenate([x[:, :2], np.zeros((2, 1)), y[:, None]], axis=1)
+    present = np.array([1.0, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(features[..., 0], np.broadcast_to(present, (2, 4)))
+    symlog = np.sign(values) * np.log1p(np.abs(values))  # 4 significant digits in the tokens
+    np.testing.assert_allclose(features[..., 1], symlog * present, rtol=1e-3, atol=1e-6)
+    assert np.all(np.isfinite(features)) and not features[:, 2].any()  # E80 does not overflow; padding is 0
+
+
+def test_value_point_input_learns_no_token_embeddings():
+    config = tiny_config(point_input="values")
+    encoder = models.make_numeric_encoder(config)
+    points, _, _ = random_batch()
+    params = encoder.init(jax.random.key(0), points[:1])["params"]
+    assert "embeddings" not in params["embedder"]
+    with pytest.raises(ValueError, match="point_input"):
+        models.make_numeric_encoder(tiny_config(point_input="digits")).init(jax.random.key(0), points[:1])
+
+
+def test_read_constants_puts_each_constants_value_at_its_sign_word():
+    from snipjax.data import floats, tokens
+    from snipjax.models.float_init import read_constants
+
+    vocab = get_vocab(MAX_DIM)
+    ids, lengths = tokens.encode_expressions(["2.5*cos(x_0) - 0.0031", "x_0"], MAX_DIM, max_len=24)
+    merged, features = read_constants(jnp.asarray(ids), vocab.n_symbols, 24)
+    merged, features = np.asarray(merged), np.asarray(features)
+    meanings = np.stack(floats.token_meanings())  # [3, float words]: sign, mantissa, exponent
+    is_number_word = np.zeros_like(ids, bool)
+    floats_only = ids >= vocab.n_symbols
+    is_number_word[floats_only] = (~np.isnan(meanings[:, ids[floats_only] - vocab.n_symbols])).any(axis=0)
+    is_sign = features[..., 0] == 1.0
+    # Each constant is a sign, a mantissa and an exponent word; its value sits at the sign, nothing elsewhere.
+    assert is_sign.sum() == 2 and not features[~is_sign].any()
+    np.testing.assert_array_equal(is_number_word[0], np.isin(np.arange(24), np.flatnonzero(is_sign[0])[:, None] +
+                                                             np.arange(3)))
+    np.testing.assert_allclose(sorted(np.abs(features[is_sign][:, 1])), np.log1p([0.0031, 2.5]), rtol=1e-3)
+    # Operators, variables and <EOS>/<PAD> keep their ids; number words become one word per kind.
+    np.testing.assert_array_equal(merged[~is_number_word], ids[~is_number_word])
+    assert len(np.unique(merged[is_number_word])) == 3
+    assert not features[1].any()
+
+
+def test_constant_values_switch_changes_what_the_symbolic_encoder_reads():
+    points, symbols, symbol_len = random_batch()
+    for kind in ("tokens", "values"):
+        snip = models.make_snip(tiny_config(constant_input=kind))
+        params = snip.init(jax.random.key(0), points[:1], symbols[:1], symbol_len[:1])["params"]
+        assert ("constant_values" in params["symbolic_encoder"]) == (kind == "values")
+    with pytest.raises(ValueError, match="constant_input"):
+        models.make_snip(tiny_config(constant_input="digits")).init(
+            jax.random.key(0), points[:1], symbols[:1], symbol_len[:1])

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from snipjax.tasks.sr.search import EvolutionStrategy, GreyWolf
+from snipjax.tasks.sr.search import CMAES, EvolutionStrategy, GreyWolf
 
 OPTIMUM = jnp.array([1.5, -0.5, 0.8, 2.0])
 
@@ -33,8 +33,9 @@ def optimize(optimizer, fitness, iterations, seed=0):
 
 
 @pytest.mark.parametrize("optimizer", [GreyWolf(iterations=80),
-                                       EvolutionStrategy(optax.adam(0.1), population_size=50, sigma=0.3)],
-                         ids=["gwo", "es"])
+                                       EvolutionStrategy(optax.adam(0.1), population_size=50, sigma=0.3),
+                                       CMAES(population_size=50)],
+                         ids=["gwo", "es", "cma"])
 @pytest.mark.parametrize("fitness", [sphere, ellipsoid])
 def test_the_optimizers_find_the_optimum(optimizer, fitness):
     state, history = optimize(optimizer, fitness, 80)
@@ -59,3 +60,18 @@ def test_non_finite_fitness_never_leads():
     np.testing.assert_array_equal(state.elite_fitness, [3.0, 2.0, 1.0])
     es = EvolutionStrategy(optax.sgd(0.1), population_size=6)
     assert float(es.init(population, fitness, jax.random.key(0)).best_fitness) == 3.0
+    cma = CMAES(population_size=6)
+    state = cma.init(population, fitness, jax.random.key(0))
+    assert float(state.best_fitness) == 3.0
+    candidates = cma.ask(state)
+    told = cma.tell(state, candidates, jnp.full(6, jnp.nan))  # nothing finite: the distribution stays
+    np.testing.assert_array_equal(told.mean, state.mean)
+    np.testing.assert_array_equal(told.covariance, state.covariance)
+    assert float(told.best_fitness) == 3.0 and int(told.iteration) == 1
+
+
+def test_cma_es_adapts_its_covariance_to_an_ill_conditioned_fitness():
+    state, _ = optimize(CMAES(population_size=50), ellipsoid, 60)
+    scales = np.sqrt(np.diag(np.asarray(state.covariance)))
+    weights = np.array([1.0, 10.0, 0.3, 3.0])  # curvature per axis: the search narrows where it is steep
+    assert scales[np.argmax(weights)] < scales[np.argmin(weights)]

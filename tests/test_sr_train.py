@@ -92,11 +92,12 @@ def test_sr_configs_build_and_start_with_their_command(monkeypatch):
         assert "snipjax.tasks.sr.train" in command and os.path.relpath(path, repo) in command
 
 
-def test_a_larger_dmax_widens_a_pretrained_encoder_without_changing_it_on_old_inputs(tmp_path):
+@pytest.mark.parametrize("point_input", ["tokens", "values"])
+def test_a_larger_dmax_widens_a_pretrained_encoder_without_changing_it_on_old_inputs(tmp_path, point_input):
     from snipjax import models
     from snipjax.data.tokens import encode_point_sets
 
-    encoder_config = small_config(**{"data.max_dim": 1})
+    encoder_config = small_config(**{"data.max_dim": 1, "model.point_input": point_input})
     encoder = models.make_numeric_encoder(encoder_config)
     x = np.linspace(-2, 2, encoder_config.data.n_points)
     points_1d = encode_point_sets([x], [np.sin(x)], 1)

@@ -1,9 +1,11 @@
 """The CPU symbolic-regression model of results/sr/: a decoder on this project's CPU-pretrained encoder.
 
   python -m snipjax.tasks.sr.train --config configs/sr/cpu.py --workdir runs/sr_cpu \
-      --config.pretrained=runs/pretrain_cpu_1d
+      --config.pretrained=runs/pretrain_cpu_1d_tokens
 
-Hardware: a 2-core CPU. The encoder (2 layers, width 64; configs/cpu_1d.py) gives the width; a mapper to 32
+Hardware: a 2-core CPU. The encoder (2 layers, width 64; configs/cpu_1d.py with points as float tokens, the
+recipe before value features: `python results/pretrain/reproduce.py final cpu_1d_tokens`; any encoder of
+configs/cpu_1d.py loads the same way) gives the width; a mapper to 32
 memory vectors and a 4-layer decoder with tied output embeddings read it. Expressions of up to 2 variables:
 the 1-D encoder's point embedder is widened to x_1 (the new input starts with no effect). The encoder is
 fine-tuned with the decoder (`train_encoder`): it was pretrained on 1-D, min-max normalised y, and SR reads

@@ -1,12 +1,13 @@
 """Reproduce results/bench/: data-generation and training-step benchmarks on this machine.
 
-  python results/bench/reproduce.py [--quick]
+  python results/bench/reproduce.py [--quick]     # run the benchmarks, then write the tables
+  python results/bench/reproduce.py --report      # the tables from the recorded lines
 
-Runs `python -m snipjax.bench data` and `python -m snipjax.bench train` on the configurations that the
-official PyTorch code was timed with on a 2-core CPU (batch 64: the paper's 1-D model, and a 1-D model with
-d 256, 4 layers, 8 heads), and writes every JSON line they print to results/bench/<machine>.jsonl together
-with the command, the machine and the date, plus results/bench/<machine>.md, a table beside the official
-numbers.
+Runs `python -m snipjax.bench data` and `python -m snipjax.bench train` (batch 64: the paper's 1-D model, and
+a 1-D model with d 256, 4 layers, 8 heads) and writes every JSON line they print to
+results/bench/<machine>.jsonl together with the command, the machine and the date. results/bench/<machine>.md
+tabulates them, and beside them the ratios against the official code that `side_by_side.py` measured in one
+run on one machine (side_by_side.jsonl), never numbers taken on another machine.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-
-# Samples/s of the official PyTorch code on a 2-core CPU, data generation included (the project's reference
-# measurements: 115 and 29 samples/s for data alone at Dmax 1 and 10).
-OFFICIAL = {"data dmax1_normalized": 115.0, "data dmax10": 29.0, "train paper 1-D": 1.35, "train d256 4 layers": 10.3}
 
 TRAIN_CASES = {
     "train paper 1-D": ["--config=configs/snip_1d_paper.py", "--config.batch_size=64", "--steps=3"],
@@ -43,7 +40,46 @@ def run(args: list[str]) -> list[dict]:
     return [{"command": shown, **json.loads(line)} for line in out.splitlines() if line.startswith("{")]
 
 
+def side_by_side_lines() -> list[str]:
+    path = HERE / "side_by_side.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    m = rows[0]["machine"]
+    lines = ["", f"## Against the official code, side by side ({m['date']})", "",
+             "`python results/bench/side_by_side.py --official CHECKOUT --official-python PYTHON`: each case run by "
+             "both codes back to back on one machine (data: one core, batches of 64; train: batch 64, data "
+             f"generation included); {m['processor']}, {m['cpu_count']} cores, JAX {m['jax']}, torch {m['torch']}, "
+             f"official commit {str(m['official_commit'])[:7]}. The 1-minute load average is recorded with each "
+             "case: other jobs slow both codes, not necessarily equally.", "",
+             "| case | snipjax samples/s | official samples/s | ratio | load average |", "|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['snipjax_samples_per_s']:.2f} | {r['official_samples_per_s']:.2f} | "
+              f"**{r['ratio']:.2f}x** | {r['load_average_1m']:.1f} |" for r in rows]
+    return lines
+
+
+def write_report(tag: str) -> str:
+    rows = [json.loads(line) for line in (HERE / f"{tag}.jsonl").read_text().splitlines() if line.strip()]
+    info = rows[0]["machine"]
+    lines = [f"# Benchmarks on {info['processor']}, {info['cpu_count']} cores ({info['date']})", "",
+             "Regenerate with `python results/bench/reproduce.py`; raw lines in "
+             f"`{tag}.jsonl`.", "",
+             "| benchmark | workers | snipjax samples/s | per core | command |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        workers = row.get("workers", row.get("config", {}).get("data_workers", ""))
+        per_core = row.get("samples_per_s_per_core", "")
+        lines.append(f"| {row['name']} | {workers} | {row['samples_per_s']:.1f} | {per_core} | `{row['command']}` |")
+    text = "\n".join(lines + side_by_side_lines()) + "\n"
+    (HERE / f"{tag}.md").write_text(text)
+    return text
+
+
 def main(argv: list[str]) -> int:
+    tag = f"cpu{os.cpu_count()}"
+    if "--report" in argv:
+        print(write_report(tag))
+        return 0
     quick = "--quick" in argv
     rows = [{**r, "name": f"data {r['name']}"} for r in run(["data", "--seconds", "3" if quick else "10"])]
     for name, args in TRAIN_CASES.items():
@@ -53,25 +89,10 @@ def main(argv: list[str]) -> int:
         rows += [{"name": name, **r} for r in run(["train", *args, *workers])]
     info = {"date": datetime.date.today().isoformat(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    tag = f"cpu{os.cpu_count()}"
     with open(HERE / f"{tag}.jsonl", "w") as f:
         for row in rows:
             f.write(json.dumps({**row, "machine": info}) + "\n")
-    lines = [f"# Benchmarks on {info['processor']}, {info['cpu_count']} cores ({info['date']})", "",
-             "Regenerate with `python results/bench/reproduce.py`; raw lines in "
-             f"`{tag}.jsonl`.", "",
-             "| benchmark | workers | snipjax samples/s | per core | official samples/s | command |",
-             "|---|---|---|---|---|---|"]
-    for row in rows:
-        workers = row.get("workers", row.get("config", {}).get("data_workers", ""))
-        per_core = row.get("samples_per_s_per_core", "")
-        official = OFFICIAL.get(row["name"], "")
-        if row["name"].startswith("data") and workers != 1:
-            official = ""
-        lines.append(f"| {row['name']} | {workers} | {row['samples_per_s']:.1f} | {per_core} | {official} | "
-                     f"`{row['command']}` |")
-    (HERE / f"{tag}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_report(tag))
     return 0
 
 

@@ -1,9 +1,9 @@
 """Reproduce results/sr/: symbolic regression with the CPU-trained SR model, by direct decoding.
 
   python -m snipjax.tasks.sr.train --config configs/sr/cpu.py --workdir runs/sr_cpu \
-      --config.pretrained=runs/pretrain_cpu_1d                      # the model (about 2 hours on 2 cores)
+      --config.pretrained=runs/pretrain_cpu_1d_tokens               # the model (about 2 hours on 2 cores)
   python results/sr/reproduce.py [--checkpoint runs/sr_cpu] [--generated 200]
-  python results/sr/reproduce.py lso [--iterations 10]             # direct decoding against GWO and ES
+  python results/sr/reproduce.py lso [--iterations 10]             # direct decoding against GWO, ES, CMA-ES
   python results/sr/reproduce.py report                             # README.md and r2.png from results.json
 
 Fits `SNIPRegressor` (refit constants, best fit R² kept) with the official decoding (2 samples at temperature
@@ -15,7 +15,7 @@ Fits `SNIPRegressor` (refit constants, best fit R² kept) with the official deco
   of the published SNIP (with LSO, 10-D model) from its result file in published/.
 
 `lso` runs the benchmark runner (`python -m snipjax.tasks.sr.benchmark`) without latent optimization, with
-GWO and with ES, on the same Feynman problems and on the Nguyen set, into lso/*.csv (a rerun resumes), and
+GWO, with ES and with CMA-ES, on the same Feynman problems and on the Nguyen set, into lso/*.csv (a rerun resumes), and
 records the commands in lso.json; the README summarizes the CSVs as they stand.
 """
 
@@ -218,7 +218,7 @@ def lso(arguments: list[str]) -> None:
               "date": datetime.date.today().isoformat(), "machine": machine(), "checkpoint": args.checkpoint,
               "iterations": args.iterations, "runs": {}}
     for problems, selection in LSO_PROBLEMS.items():
-        for optimizer in (None, "gwo", "es"):
+        for optimizer in (None, "gwo", "es", "cma"):
             name = f"{problems}_{optimizer or 'direct'}"
             out = HERE / "lso" / f"{name}.csv"
             command = ["--checkpoint", args.checkpoint, *selection, "--iterations", str(args.iterations),

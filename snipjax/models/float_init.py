@@ -1,4 +1,7 @@
-"""Float-token embeddings initialised from the values the tokens stand for (`config.model.float_init='value'`).
+"""Float tokens read by the values they stand for: embeddings initialised from codes of the values
+(`config.model.float_init='value'`), points fed to the numeric encoder as features of their values
+(`config.model.point_input='values'`), or an expression's constants fed to the symbolic encoder that way
+(`config.model.constant_input='values'`).
 
 The official initialisation draws every row at random, so the numeric encoder must learn from scratch that
 mantissa N4999 lies next to N5000 and that E-2 is ten times E-3: 10,000 mantissa rows, each seen a few thousand
@@ -17,6 +20,7 @@ from snipjax.data.floats import token_meanings
 from snipjax.models.transformer import embedding_init
 
 FLOAT_INITS = ("official", "value")
+POINT_INPUTS = ("tokens", "values")  # also the choices of constant_input
 # Fourier frequencies (cycles over the token range) run geometrically from 0.5 to these maxima: neighbouring
 # mantissas (values 1e-4 apart) start almost equal, neighbouring exponents (a factor 10) clearly apart.
 _MAX_FREQUENCY = {"mantissa": 500.0, "exponent": 50.0}
@@ -65,3 +69,43 @@ def float_embedding_init(kind: str, dim: int, float_offset: int = 0):
 
     return init
 
+
+
+# Frequencies of the point-value features, over symlog(v) = sign(v)·ln(1 + |v|): from a cycle per ~13 units
+# (the spread of the sampled inputs) to 64 radians per unit (min-max outputs 0.01 apart differ by 0.6 rad).
+_VALUE_FREQUENCIES = (0.5, 64.0)
+
+
+def point_value_features(points: jax.Array, width: int) -> jax.Array:
+    """[..., 3·k] float-token ids (k values of sign, mantissa, exponent) → [..., k·width] features per value:
+    a presence flag (0 for <INPUT_PAD>), symlog(v), and sines and cosines of symlog(v) at geometric
+    frequencies. Computed from the digits without forming v, so exponents up to E100 cannot overflow."""
+    sign_of, mantissa_of, exponent_of = token_meanings()
+    triples = points.reshape(*points.shape[:-1], -1, 3)
+    present = jnp.asarray(~np.isnan(sign_of))[triples[..., 0]]
+    sign, mantissa, exponent = (jnp.asarray(np.nan_to_num(t), jnp.float32)[triples[..., i]]
+                                for i, t in enumerate((sign_of, mantissa_of, exponent_of)))
+    symlog = sign * jnp.logaddexp(0.0, jnp.log(mantissa) + exponent * np.log(10.0))  # log(0) → -inf → 0
+    frequencies = jnp.asarray(np.geomspace(*_VALUE_FREQUENCIES, (width - 2) // 2), jnp.float32)
+    angles = symlog[..., None] * frequencies
+    features = jnp.concatenate([jnp.ones_like(symlog)[..., None], symlog[..., None], jnp.sin(angles),
+                                jnp.cos(angles)], axis=-1) * present[..., None]
+    features = jnp.pad(features, [(0, 0)] * (features.ndim - 1) + [(0, width - features.shape[-1])])
+    return features.reshape(*points.shape[:-1], -1)
+
+
+def read_constants(symbols: jax.Array, float_offset: int, width: int) -> tuple[jax.Array, jax.Array]:
+    """Equation ids [B, T] → (the ids with every sign, mantissa and exponent word replaced by one word of its
+    kind, [B, T, width] value features of each constant at its sign position, zero elsewhere). A constant is
+    three consecutive words: sign, mantissa, exponent."""
+    sign_of, mantissa_of, exponent_of = token_meanings()
+    kind = np.select([~np.isnan(sign_of), ~np.isnan(mantissa_of), ~np.isnan(exponent_of)], [0, 1, 2], -1)
+    first_of_kind = np.array([np.flatnonzero(kind == k)[0] for k in range(3)])
+    float_ids = jnp.maximum(symbols - float_offset, 0)
+    symbol_kind = jnp.where(symbols >= float_offset, jnp.asarray(kind)[float_ids], -1)
+    merged = jnp.where(symbol_kind >= 0, jnp.asarray(first_of_kind)[jnp.maximum(symbol_kind, 0)] + float_offset,
+                       symbols)
+    following = [jnp.pad(float_ids[:, shift:], ((0, 0), (0, shift))) for shift in (1, 2)]
+    triples = jnp.stack([float_ids, *following], axis=-1)
+    features = point_value_features(triples, width) * (symbol_kind == 0)[..., None]
+    return merged, features

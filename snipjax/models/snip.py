@@ -45,7 +45,8 @@ def make_numeric_encoder(config: ml_collections.ConfigDict) -> NumericEncoder:
     """The numeric tower of `config` (shared by SNIP and the symbolic-regression model)."""
     m = config.model
     return NumericEncoder(transformer_spec(m), get_vocab(config.data.max_dim).float_size, m.float_emb_dim,
-                          m.latent_dim, m.numeric_positions, m.pool_mask, m.get("float_init", "official"))
+                          m.latent_dim, m.numeric_positions, m.pool_mask, m.get("float_init", "official"),
+                          m.get("point_input", "tokens"))
 
 
 class SNIP(nn.Module):
@@ -94,5 +95,6 @@ def make_snip(config: ml_collections.ConfigDict) -> SNIP:
     m = config.model
     vocab = get_vocab(config.data.max_dim)
     symbolic = SymbolicEncoder(transformer_spec(m), vocab.equation_size, m.latent_dim, m.pool_mask,
-                               m.get("float_init", "official"), vocab.n_symbols)
+                               m.get("float_init", "official"), vocab.n_symbols, m.get("constant_input", "tokens"),
+                               3 * m.float_emb_dim)
     return SNIP(make_numeric_encoder(config), symbolic, config.loss.kind, config.loss.temperature)

@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--target", help="the target column of --data (default: the last)")
     parser.add_argument("--points", type=int, default=1000, help="points sampled per formula")
     parser.add_argument("--noise", type=float, default=0.0, help="target noise, relative to RMS(y)")
-    parser.add_argument("--optimizer", choices=("gwo", "es", "none"), default="gwo",
+    parser.add_argument("--optimizer", choices=("gwo", "es", "cma", "none"), default="gwo",
                         help="latent space optimization (default: gwo)")
     parser.add_argument("--iterations", type=int, default=80, help="latent optimization iterations at most")
     parser.add_argument("--shard", help="i/n: every n-th problem from the i-th")

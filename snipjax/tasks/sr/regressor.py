@@ -31,6 +31,7 @@ from snipjax.data.expressions import Expression, is_constant, is_variable
 from snipjax.tasks.sr import constants, decoding, search
 
 MIN_POINTS = 5
+OPTIMIZERS = (None, "gwo", "es", "cma")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +120,7 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
 
     `optimizer` adds latent space optimization after direct decoding unless that already beat `lso_stop_r2`:
     'gwo' (the paper's Grey Wolf Optimizer, the default: it solved the most problems in results/sr/), 'es' (an
-    evolution strategy stepped by optax's Adam) or None (direct decoding only), for at
+    evolution strategy stepped by optax's Adam), 'cma' (CMA-ES) or None (direct decoding only), for at
     most `lso_iterations` iterations of 50 latents, from SNIP's initial population (the latent, 15
     encodings of random subsets, 10 with noise on y, 24 random perturbations), stopping once a formula's fit
     R² exceeds `lso_stop_r2`. A latent's fitness is the best fit R² (clipped at 0) of its decoded formulas;
@@ -186,8 +187,8 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"SNIPRegressor needs at least {MIN_POINTS} points, got n_samples = {len(y)}")
         if np.ptp(y) == 0:
             raise ValueError(f"y is constant ({y[0]!r}): there is no function of X to find")
-        if self.optimizer not in (None, "gwo", "es"):
-            raise ValueError(f"optimizer must be None, 'gwo' or 'es', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         config, params = self._model()
         self.features_ = self._select_features(X, y, config.data.max_dim)
         session = _Search(self, config, params, X[:, self.features_], y)
@@ -340,8 +341,13 @@ class _Search:
     def optimize(self, z: jax.Array, rng: np.random.Generator) -> int:
         """Latent space optimization from `z`; returns the iterations run."""
         r = self.regressor
-        optimizer = (search.GreyWolf(iterations=r.lso_iterations) if r.optimizer == "gwo" else
-                     search.EvolutionStrategy(optax.adam(0.1), population_size=50, sigma=0.5))
+        size = 1 + sum(self.POPULATION.values())
+        if r.optimizer == "gwo":
+            optimizer = search.GreyWolf(iterations=r.lso_iterations)
+        elif r.optimizer == "es":
+            optimizer = search.EvolutionStrategy(optax.adam(0.1), population_size=size, sigma=0.5)
+        else:
+            optimizer = search.CMAES(population_size=size)
         population = self.initial_population(z, rng)
         state = optimizer.init(population, jnp.asarray(self.score(population, 1)),
                                jax.random.key(r.random_state))
