@@ -166,15 +166,21 @@ def report() -> None:
                   "|---|---|---|---|---|---|---|---|"]
         from snipjax.tasks.sr import benchmark
 
+        published = f"published SNIP (10-D model, GPU, up to 80 iterations)={HERE / 'published' / 'feynman_snip.csv'}"
         for name in record["runs"]:
             out = HERE / "lso" / f"{name}.csv"
             if not out.exists():
                 continue
-            s = benchmark.summary(str(out), [])["ours"]  # what has finished so far (a rerun resumes)
             problems, search = name.split("_", 1)
-            lines.append(f"| {problems} | {search} | {s['problems']} | {s['share_r2_above_0.99']:.3f} | "
-                         f"{s['share_r2_above_0.999']:.3f} | {s['median_r2']:.3f} | {s['mean_complexity']:.1f} | "
-                         f"{s['median_seconds']:.1f} |")
+            # What has finished so far (a rerun resumes); beside the Feynman runs, the published SNIP file's
+            # rows for the same problems (10-D model, 80 iterations, on a GPU).
+            summaries = benchmark.summary(str(out), [published] if name == "feynman_direct" else [])
+            for label, s in summaries.items():
+                if label == "out":
+                    continue
+                lines.append(f"| {problems} | {search if label == 'ours' else label} | {s['problems']} | "
+                             f"{s['share_r2_above_0.99']:.3f} | {s['share_r2_above_0.999']:.3f} | "
+                             f"{s['median_r2']:.3f} | {s['mean_complexity']:.1f} | {s['median_seconds']:.1f} |")
     lines += ["", "![R² of the fits](r2.png)"]
     if (HERE / "interpolation.json").exists():
         record = json.loads((HERE / "interpolation.json").read_text())

@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from snipjax.models.float_init import POINT_INPUTS, float_embedding_init, point_value_features, read_constants
+from snipjax.models.float_init import FLOAT_INPUTS, float_embedding_init, point_value_features, read_constants
 from snipjax.models.transformer import Transformer, TransformerSpec, dense, position_mask
 
 Array = jax.Array
@@ -30,8 +30,8 @@ class PointEmbedder(nn.Module):
 
     @nn.compact
     def __call__(self, points: Array) -> Array:  # [B, N, 3*(Dmax+1)] int -> [B, N, d_model]
-        if self.point_input not in POINT_INPUTS:
-            raise ValueError(f"config.model.point_input must be one of {POINT_INPUTS}, got {self.point_input!r}")
+        if self.point_input not in FLOAT_INPUTS:
+            raise ValueError(f"config.model.point_input must be one of {FLOAT_INPUTS}, got {self.point_input!r}")
         if self.point_input == "values":
             x = point_value_features(points, 3 * self.float_emb_dim).astype(self.dtype)
         else:
@@ -106,8 +106,8 @@ class SymbolicEncoder(nn.Module):
     @nn.compact
     def __call__(self, symbols: Array, symbol_len: Array) -> Array:
         spec = self.spec
-        if self.constant_input not in POINT_INPUTS:
-            raise ValueError(f"config.model.constant_input must be one of {POINT_INPUTS}, "
+        if self.constant_input not in FLOAT_INPUTS:
+            raise ValueError(f"config.model.constant_input must be one of {FLOAT_INPUTS}, "
                              f"got {self.constant_input!r}")
         embed = nn.Embed(self.vocab_size, spec.d_model, dtype=spec.dtype,
                          embedding_init=float_embedding_init(self.float_init, spec.d_model, self.float_offset),

@@ -20,7 +20,7 @@ from snipjax.data.floats import token_meanings
 from snipjax.models.transformer import embedding_init
 
 FLOAT_INITS = ("official", "value")
-POINT_INPUTS = ("tokens", "values")  # also the choices of constant_input
+FLOAT_INPUTS = ("tokens", "values")  # choices of point_input and constant_input
 # Fourier frequencies (cycles over the token range) run geometrically from 0.5 to these maxima: neighbouring
 # mantissas (values 1e-4 apart) start almost equal, neighbouring exponents (a factor 10) clearly apart.
 _MAX_FREQUENCY = {"mantissa": 500.0, "exponent": 50.0}
@@ -68,7 +68,6 @@ def float_embedding_init(kind: str, dim: int, float_offset: int = 0):
         return table.at[ids + float_offset].set(rows.astype(dtype))
 
     return init
-
 
 
 # Frequencies of the point-value features, over symlog(v) = sign(v)·ln(1 + |v|): from a cycle per ~13 units
