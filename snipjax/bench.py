@@ -177,19 +177,16 @@ def run_decode(config_path: str, n_latents: int, lengths=(32, 64, 128)) -> None:
     """Seconds to sample `n_latents` × 2 sequences of each length (no early stop: `<EOS>` is masked out) with
     the KV cache, and with a step that recomputes the whole prefix (what decoding costs without a cache);
     a model of the config's sizes with random weights."""
-    import importlib.util
 
     import jax
     import jax.numpy as jnp
 
     from snipjax import models
+    from snipjax.config import load_config_file
     from snipjax.data.vocab import get_vocab
     from snipjax.tasks.sr import decoding
 
-    spec = importlib.util.spec_from_file_location("decode_config", config_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = load_config_file(config_path)
     model = models.make_sr_model(config)
     vocab = get_vocab(config.data.max_dim)
     length = max(lengths)

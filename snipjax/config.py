@@ -114,6 +114,20 @@ def sr_config() -> ml_collections.ConfigDict:
     return config
 
 
+def load_config_file(path) -> ml_collections.ConfigDict:
+    """`get_config()` of a configs/<name>.py file (which may import its siblings as `configs.<name>`)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(path).resolve()
+    if str(path.parents[1]) not in sys.path:
+        sys.path.insert(0, str(path.parents[1]))
+    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
 def one_line(error: BaseException) -> str:
     """An exception's message on one line (absl and ml_collections spread theirs over several lines, and
     ml_collections quotes its own as a Python literal)."""

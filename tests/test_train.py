@@ -266,3 +266,10 @@ def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
     state = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / "60" / checkpoint.STATE)
     assert state["frozen"]["offset"] == 3.0 and "offset" not in str(jax.tree_util.tree_structure(state["opt_state"]))
     np.testing.assert_allclose(state["params"]["w"], [1.0, -2.0, 0.5], atol=0.1)
+
+
+def test_a_config_file_loads_with_the_configs_it_builds_on():
+    from snipjax.config import load_config_file
+
+    config = load_config_file(os.path.join(REPO, "configs", "cpu_10d.py"))  # cpu_10d ← cpu_1d ← tiny
+    assert config.data.max_dim == 10 and config.model.point_input == "values" and config.model.d_model == 64

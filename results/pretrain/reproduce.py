@@ -2,6 +2,7 @@
 
   python results/pretrain/reproduce.py ablation [--minutes 3]   # every variant for the same wall-clock minutes
   python results/pretrain/reproduce.py final                     # configs/cpu_1d.py, then configs/cpu_10d.py
+  python results/pretrain/reproduce.py ceiling                   # how high 256-way top-1 can go on this data
   python results/pretrain/reproduce.py report                    # README.md and the PNGs from the recorded runs
 
 Each ablation variant is configs/tiny.py with the keys that shape the run overridden (`ABLATION`). Equal
@@ -152,6 +153,75 @@ def run_final(names: list[str]) -> None:
         if name == "cpu_1d_tokens":
             record_mantissa_embeddings(f"runs/pretrain_{name}")
     report()
+
+
+RESOLUTIONS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
+
+
+def run_ceiling(config_file: str = "configs/cpu_1d.py") -> None:
+    """The best 256-way top-1 any encoder can reach on the held-out pairs of `config_file` when it tells two
+    functions apart only if their curves differ by more than a resolution r. Each formula is evaluated on
+    every held-out point set and its outputs normalized as the data are; where the RMS distance to that
+    set's outputs is at most r, the two cannot be told apart, and a perfect encoder at resolution r guesses
+    among them: expected top-1 = mean of 1 / (number of such candidates). Written to ceiling.json."""
+    import numpy as np
+
+    from snipjax.config import load_config_file
+    from snipjax.data import points
+    from snipjax.data.samples import as_spec, generate_sample
+    from snipjax.train import EVAL_SEED_OFFSET
+
+    config = load_config_file(ROOT / config_file)
+    spec = as_spec(config.data)
+    samples = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, i) for i in range(config.eval_size)]
+    n = len(samples)
+    distance = np.full((n, n), np.inf)  # [point set i, formula j]
+    for i, s in enumerate(samples):
+        for j, t in enumerate(samples):
+            with np.errstate(all="ignore"):
+                y = t.expression.evaluate(s.x)
+            if np.all(np.isfinite(y)) and np.all(np.abs(y) < points.MAX_ABS_OUTPUT):
+                y = points.normalize_outputs(y) if spec.normalize_y else y
+                distance[i, j] = np.sqrt(np.mean((y - s.y) ** 2))
+    linear_r2 = []
+    for s in samples:
+        design = np.c_[s.x, np.ones(len(s.y))]
+        fit = design @ np.linalg.lstsq(design, s.y, rcond=None)[0]
+        linear_r2.append(1 - np.sum((fit - s.y) ** 2) / np.sum((s.y - s.y.mean()) ** 2))
+    rows = []
+    for r in RESOLUTIONS:
+        close = distance <= r
+        rows.append({"resolution": r,
+                     "top1_n2s": float(np.mean(1 / np.maximum(close.sum(axis=1), 1))),
+                     "top1_s2n": float(np.mean(1 / np.maximum(close.sum(axis=0), 1))),
+                     "top5_n2s": float(np.mean(np.minimum(5 / np.maximum(close.sum(axis=1), 1), 1)))})
+    record = {"command": "python results/pretrain/reproduce.py ceiling", "config_file": config_file,
+              "pairs": n, "normalize_y": spec.normalize_y,
+              "share_nearly_linear": float(np.mean(np.array(linear_r2) > 0.999)), "rows": rows,
+              "date": datetime.date.today().isoformat()}
+    (HERE / "ceiling.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps(record))
+
+
+def ceiling_lines() -> list[str]:
+    path = HERE / "ceiling.json"
+    if not path.exists():
+        return []
+    c = json.loads(path.read_text())
+    lines = ["## How high held-out top-1 can go on this data", "",
+             f"`{c['command']}` ({c['date']}): the {c['pairs']} held-out pairs of `{c['config_file']}`. "
+             f"{c['share_nearly_linear']:.0%} of them are nearly linear functions (a straight line fits their "
+             "points with R² > 0.999)" + (", and min-max normalized outputs make every increasing line the same "
+                                          "curve" if c["normalize_y"] else "") + ". Every formula is evaluated "
+             "on every held-out point set; a perfect encoder that tells curves apart only when their RMS distance "
+             "exceeds r guesses among the formulas closer than r, so its expected top-1 is:", "",
+             "| resolution r (RMS, on the outputs' scale) | top-1 n→s | top-1 s→n | top-5 n→s |", "|---|---|---|---|"]
+    lines += [f"| {row['resolution']:g} | {row['top1_n2s']:.3f} | {row['top1_s2n']:.3f} | {row['top5_n2s']:.3f} |"
+              for row in c["rows"]]
+    finest = c["rows"][0]
+    return lines + ["", f"Float tokens keep 4 significant digits, about {finest['resolution']:g} of the outputs' "
+                    f"range, so no encoder reaches more than {finest['top1_n2s']:.2f} / {finest['top1_s2n']:.2f} "
+                    "top-1 on this evaluation, however long it trains.", ""]
 
 
 def record_mantissa_embeddings(workdir: str) -> None:
@@ -357,6 +427,7 @@ def report() -> None:
         lines += ["", f"Chance: top-1 1/256 = 0.004, top-5 5/256 = 0.020. Machine: {m['processor']}, "
                   f"{m['cpu_count']} cores, {m['platform']}, JAX {m['jax']}; date {any_final['date']}.", "",
                   "![curve](curve.png)", "", *explain_values(finals, final_rows)]
+    lines += ceiling_lines()
     (HERE / "README.md").write_text("\n".join(lines))
 
 
@@ -367,12 +438,16 @@ def main(argv: list[str]) -> int:
     ablation.add_argument("--minutes", type=float, default=3.0)
     final = sub.add_parser("final", help="train the CPU recipes")
     final.add_argument("names", nargs="*", default=["cpu_1d", "cpu_10d"], choices=list(FINAL_CONFIGS))
+    sub.add_parser("ceiling", help="how high held-out top-1 can go on this data")
     sub.add_parser("report", help="README.md and the PNGs from the recorded runs")
     args = parser.parse_args(argv)
     if args.what == "ablation":
         run_ablation(args.minutes)
     elif args.what == "final":
         run_final(args.names)
+    elif args.what == "ceiling":
+        run_ceiling()
+        report()
     else:
         report()
     return 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import shutil
@@ -29,7 +28,8 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))  # results/common.py
 
 from common import machine, pyplot  # noqa: E402
-sys.path.insert(0, str(ROOT))  # configs/ are importable from the repository root
+
+from snipjax.config import load_config_file  # noqa: E402
 
 MODES = ("supervised", "frozen", "finetuned")
 TABLE_PROPERTIES = ("ncr", "upward", "yavg", "oscillation")
@@ -40,13 +40,6 @@ LOW_DATA_SIZES = (100, 300, 1000, 3000, 10000)
 PAPER = {"ncr": {"supervised": (0.4701, 0.5299), "frozen": (0.9269, 0.0731), "finetuned": (0.9317, 0.0683)},
          "upward": {"supervised": (0.4644, 0.5356), "frozen": (0.9460, 0.0540), "finetuned": (0.9600, 0.0400)}}
 
-
-
-def load_config(path: str):
-    spec = importlib.util.spec_from_file_location("property_config", ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def run_one(config_file: str, pretrained: str, prop: str, mode: str, n_train: int | None = None,
@@ -64,7 +57,7 @@ def run_one(config_file: str, pretrained: str, prop: str, mode: str, n_train: in
     command = " ".join(["python -m snipjax.tasks.property", f"--config={config_file}", f"--workdir={workdir}",
                         *(f"--config.{k}={v}" for k, v in overrides.items())])
     print(f"running: {command}", flush=True)
-    config = load_config(config_file)
+    config = load_config_file(ROOT / config_file)
     config.update_from_flattened_dict(overrides)
     start = time.time()
     metrics = task.train_and_evaluate(config, str(ROOT / workdir))
