@@ -350,6 +350,8 @@ def explain_values(finals: dict[str, dict], rows: dict[str, list[dict]]) -> list
     if not (path.exists() and "cpu_1d_tokens" in finals and "cpu_1d" in finals):
         return []
     m = json.loads(path.read_text())
+    c = finals["cpu_1d_tokens"]["config"]
+    seen = c["total_steps"] * c["batch_size"] * c["data"]["n_points"] * (c["data"]["max_dim"] + 1) / 10_000
     evals = {name: {r["step"]: r for r in rows[name] if r["split"] == "eval"} for name in ("cpu_1d_tokens", "cpu_1d")}
     common = sorted(set(evals["cpu_1d_tokens"]) & set(evals["cpu_1d"]))
     lines = ["### Why points as value features", "",
@@ -357,9 +359,9 @@ def explain_values(finals: dict[str, dict], rows: dict[str, list[dict]]) -> list
              "points as tokens), the embeddings of neighbouring mantissas (N0000 and N0001, ...) have a mean cosine "
              f"of {m['neighbour_cosine']:.3f} (random pairs: {m['random_pair_cosine']:.3f}), and the rank "
              "correlation between the distance of two mantissas' embeddings and the distance of their values is "
-             f"{m['distance_rank_correlation']:.3f}: each of the 10,000 rows is seen a few thousand times in such "
-             "a run, and the encoder has barely learned that N5000 lies next to N5001. Value features give it "
-             "that for free."]
+             f"{m['distance_rank_correlation']:.3f}: each of the 10,000 rows is seen about {seen:,.0f} times on "
+             "average in such a run, and the encoder has barely learned that N5000 lies next to N5001. Value "
+             "features give it that for free."]
     if common:
         table = ["", "| step | held-out loss, tokens / values | top-1 n→s, tokens / values | top-1 s→n, tokens / values |",
                  "|---|---|---|---|"]
@@ -367,7 +369,9 @@ def explain_values(finals: dict[str, dict], rows: dict[str, list[dict]]) -> list
             t, v = evals["cpu_1d_tokens"][step], evals["cpu_1d"][step]
             table.append(f"| {step} | {t['loss']:.3f} / {v['loss']:.3f} | {t['top1_n2s']:.3f} / {v['top1_n2s']:.3f} "
                          f"| {t['top1_s2n']:.3f} / {v['top1_s2n']:.3f} |")
-        lines += ["- The two final runs at equal steps (same data stream):", *table]
+        lines += ["- The two final runs at equal steps (the same data stream; their cosine schedules end at "
+                  f"{finals['cpu_1d_tokens']['config']['total_steps']:,} and "
+                  f"{finals['cpu_1d']['config']['total_steps']:,} steps):", *table]
     return lines + [""]
 
 
