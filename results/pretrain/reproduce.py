@@ -158,8 +158,8 @@ def run_final(names: list[str]) -> None:
 RESOLUTIONS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
 
 
-def run_ceiling(config_file: str = "configs/cpu_1d.py") -> None:
-    """The best 256-way top-1 any encoder can reach on the held-out pairs of `config_file` when it tells two
+def run_ceiling() -> None:
+    """The best 256-way top-1 any encoder can reach on the held-out pairs of the 1-D recipe when it tells two
     functions apart only if their curves differ by more than a resolution r. Each formula is evaluated on
     every held-out point set and its outputs normalized as the data are; where the RMS distance to that
     set's outputs is at most r, the two cannot be told apart, and a perfect encoder at resolution r guesses
@@ -171,6 +171,7 @@ def run_ceiling(config_file: str = "configs/cpu_1d.py") -> None:
     from snipjax.data.samples import as_spec, generate_sample
     from snipjax.train import EVAL_SEED_OFFSET
 
+    config_file = FINAL_CONFIGS["cpu_1d"][0]
     config = load_config_file(ROOT / config_file)
     spec = as_spec(config.data)
     samples = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, i) for i in range(config.eval_size)]
