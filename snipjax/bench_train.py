@@ -1,16 +1,24 @@
 """Training-step benchmark: samples/s, step and data time, model FLOPs, MFU and peak memory.
 
-  python -m snipjax.bench train --config configs/tiny.py [--steps 20] [--peak 1e12] [--config.key=value ...]
+  python -m snipjax.bench train --config configs/tiny.py [--steps 20] [--peak 1e12] [--profile 2]
+      [--config.key=value ...]
 
 Runs the real train step on the real data producer (config.data.workers processes), timing each step's
-data wait and compute apart after one warm-up step.
+data wait and compute apart after one warm-up step. `--profile N` then traces N more steps with
+jax.profiler and adds where their time went: the share of each kind of compiled op (XLA's fusions, dots,
+copies; numbered instances summed) and the trace file, for Perfetto or TensorBoard.
 """
 
 from __future__ import annotations
 
+import collections
+import glob
+import gzip
 import json
-import sys
+import re
 import resource
+import sys
+import tempfile
 import time
 
 import jax
@@ -46,11 +54,13 @@ def peak_flops_per_device(device_kind: str, dtype: str) -> float | None:
     return None
 
 
-def model_flops_per_step(config) -> float:
-    """Training FLOPs of one global batch, counted analytically (MaxText's convention): the matmuls of both
-    encoders, attention scores and values, pooling and the two B×B similarity matrices, times 3 for the
-    forward and backward passes. Embedding lookups, norms and softmaxes are not counted."""
+def model_flops_per_step(config, symbol_len: int | None = None) -> float:
+    """Training FLOPs of one global batch with symbol sequences of `symbol_len` positions (default
+    config.data.max_len), counted analytically (MaxText's convention): the matmuls of both encoders, attention
+    scores and values, pooling and the two B×B similarity matrices, times 3 for the forward and backward
+    passes. Embedding lookups, norms and softmaxes are not counted."""
     m = config.model
+    symbol_len = config.data.max_len if symbol_len is None else symbol_len
     d, latent = m.d_model, m.latent_dim
 
     def encoder(tokens: int) -> float:
@@ -60,7 +70,7 @@ def model_flops_per_step(config) -> float:
 
     width = point_width(config.data.max_dim) * m.float_emb_dim  # concatenated float-token embeddings of a point
     embedder = 2 * config.data.n_points * (width * width + width * d)
-    per_pair = embedder + encoder(config.data.n_points) + encoder(config.data.max_len)
+    per_pair = embedder + encoder(config.data.n_points) + encoder(symbol_len)
     similarity = 2 * 2 * config.batch_size**2 * latent
     return 3.0 * (config.batch_size * per_pair + similarity)
 
@@ -72,39 +82,82 @@ def _peak_memory() -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "host max RSS"
 
 
-def run(config, steps: int = 20, peak_flops: float | None = None) -> dict:
+# A compiled op's name in a trace ('ynn_fusion.402', 'copy_bitcast_fusion', 'dot'), not the runtime's or
+# Python's frames around it.
+_OP_NAME = re.compile(r"^([a-z][a-z0-9_\-]*?)(\.\d+)?$")
+
+
+def op_time_shares(trace_dir: str, top: int = 12) -> dict:
+    """Share of the traced op time per kind of op (instance numbers dropped), from a perfetto trace."""
+    path = sorted(glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True))[-1]
+    with gzip.open(path) as f:
+        events = json.load(f)["traceEvents"]
+    totals = collections.Counter()
+    for event in events:
+        match = _OP_NAME.match(event.get("name", "")) if event.get("ph") == "X" else None
+        if match:
+            totals[match.group(1)] += event["dur"]
+    total = sum(totals.values())
+    return {"op_ms": total / 1e3, "trace": path,
+            "shares": {kind: round(t / total, 4) for kind, t in totals.most_common(top)}}
+
+
+def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps: int = 0) -> dict:
     """Benchmark `steps` train steps of `config` after a warm-up step; `peak_flops` per device overrides the
-    table (needed for MFU on CPUs and unlisted chips)."""
+    table (needed for MFU on CPUs and unlisted chips); `profile_steps` more steps are traced."""
     mesh = parallel.make_mesh(config.mesh)
-    compiled = make_steps(pretraining_task(config), config, mesh)
+    task = pretraining_task(config)
+    compiled = make_steps(task, config, mesh)
     state = compiled.init(jax.random.key(config.seed))
     producer = BatchProducer(config.data, config.seed, config.batch_size, jax.process_index(),
                              jax.process_count(), workers=config.data.workers)
+    # One executable per symbol length (config.length_bucket), compiled outside the timed steps.
+    executables = {}
 
     def next_batch():
-        return parallel.global_batch(mesh, model_inputs(producer.next()[1]))
+        return parallel.global_batch(mesh, task.trim(model_inputs(producer.next()[1]), parallel.max_over_processes))
+
+    def executable(batch):
+        length = batch["symbols"].shape[1]
+        if length not in executables:
+            executables[length] = compiled.train.lower(state, batch).compile()
+        return executables[length]
 
     try:
         batch = next_batch()
-        train = compiled.train.lower(state, batch).compile()
-        cost = train.cost_analysis()
-        state, metrics = train(state, batch)
+        state, metrics = executable(batch)(state, batch)
         jax.block_until_ready(metrics)
-        data_s, step_s = [], []
+        data_s, step_s, lengths = [], [], []
         for _ in range(steps):
             tick = time.perf_counter()
             batch = next_batch()
-            tock = time.perf_counter()
+            data_s.append(time.perf_counter() - tick)
+            train = executable(batch)
+            tick = time.perf_counter()
             state, metrics = train(state, batch)
             jax.block_until_ready(metrics)
-            data_s.append(tock - tick)
-            step_s.append(time.perf_counter() - tock)
+            step_s.append(time.perf_counter() - tick)
+            lengths.append(batch["symbols"].shape[1])
+        profile = None
+        if profile_steps:
+            batch = next_batch()
+            train = executable(batch)
+            trace_dir = tempfile.mkdtemp(prefix="snipjax_profile_")
+            with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+                for _ in range(profile_steps):
+                    state, metrics = train(state, batch)
+                    jax.block_until_ready(metrics)
+            profile = {"steps": profile_steps, "symbol_length": batch["symbols"].shape[1],
+                       **op_time_shares(trace_dir)}
     finally:
         producer.close()
 
     device = jax.devices()[0]
     peak = peak_flops or peak_flops_per_device(device.device_kind, config.model.dtype)
-    flops = model_flops_per_step(config)
+    # Per timed step: its symbol length decides the work.
+    flops = float(np.mean([model_flops_per_step(config, length) for length in lengths]))
+    costs = [executables[length].cost_analysis() for length in lengths]
+    xla_flops = [float(c["flops"]) for c in costs if c and "flops" in c]
     step_time = float(np.mean(step_s))
     memory, memory_source = _peak_memory()
     return {
@@ -116,11 +169,13 @@ def run(config, steps: int = 20, peak_flops: float | None = None) -> dict:
         "step_ms": 1e3 * step_time, "data_ms": 1e3 * float(np.mean(data_s)),
         "model_flops_per_step": flops,
         # XLA's count of the partitioned program that one device runs (its share plus replicated work).
-        "xla_flops_per_device_step": float(cost["flops"]) if cost and "flops" in cost else None,
+        "xla_flops_per_device_step": float(np.mean(xla_flops)) if len(xla_flops) == len(costs) else None,
+        "symbol_lengths": lengths,
         "peak_flops_per_device": peak,
         "mfu": flops / (step_time * peak * jax.device_count()) if peak else None,
         "peak_memory_bytes": int(memory), "peak_memory_source": memory_source,
         "final_loss": float(metrics["loss"]),
+        **({"profile": profile} if profile else {}),
     }
 
 
@@ -132,9 +187,11 @@ def main(argv: list[str]) -> int:
     steps = flags.DEFINE_integer("steps", 20, "Timed steps after one warm-up step.", flag_values=flag_values)
     peak = flags.DEFINE_float("peak", None, "Peak FLOP/s per device, for MFU on unlisted devices.",
                               flag_values=flag_values)
+    profile = flags.DEFINE_integer("profile", 0, "Steps to trace with jax.profiler after the timed ones.",
+                                   flag_values=flag_values)
     parse_flags(flag_values, ["bench train", *argv])
     if config_flag.value is None:
         print("error: --config configs/<name>.py is required", file=sys.stderr)
         return 2
-    print(json.dumps(run(config_flag.value, steps.value, peak.value)), flush=True)
+    print(json.dumps(run(config_flag.value, steps.value, peak.value, profile.value)), flush=True)
     return 0

@@ -50,6 +50,10 @@ def default_config() -> ml_collections.ConfigDict:
     config.optim.weight_decay = 0.0
 
     config.batch_size = 256  # global, over all hosts and devices
+    # Symbol sequences are cut to their batch's longest, rounded up to a multiple of this (0: data.max_len).
+    # Exact (attention and pooling treat the cut padding as they would compute it) and the symbolic encoder's
+    # cost follows the expressions' length; each length compiles the step once.
+    config.length_bucket = 16
     config.total_steps = 240_000  # ~61M pairs: the reviews' "60 million examples"
     config.log_every = 100
     config.eval_every = 2_000

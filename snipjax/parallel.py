@@ -86,6 +86,15 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def max_over_processes(value: int) -> int:
+    """The largest `value` over all processes; every process must call it at the same point."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.int32(value))))
+
+
 def global_batch(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """Lift this host's rows (the contiguous slice it owns, in process order) into global arrays."""
     sharding = batch_sharding(mesh)

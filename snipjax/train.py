@@ -17,7 +17,7 @@ import numpy as np
 
 from snipjax import losses, models, trainer
 from snipjax.data.pipeline import BatchProducer, make_batch
-from snipjax.data.tokens import point_width
+from snipjax.data.tokens import bucketed_length, point_width, trim_symbols
 from snipjax.train_step import Task
 
 EVAL_SEED_OFFSET = 1_000_003  # held-out pairs come from their own seed stream, disjoint from training's
@@ -37,6 +37,20 @@ def example_inputs(config, batch_size: int = 1) -> dict[str, jax.ShapeDtypeStruc
         "symbols": jax.ShapeDtypeStruct((batch_size, config.data.max_len), jnp.int32),
         "symbol_len": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
     }
+
+
+def symbol_trim(config, max_len: int | None = None):
+    """A Task's `trim`: symbol sequences cut to the bucketed length of the longest in the global batch
+    (`config.length_bucket`; `max_len`, default config.data.max_len, is what they come padded to). Batches
+    without symbols pass unchanged."""
+    max_len = config.data.max_len if max_len is None else max_len
+
+    def trim(batch: dict, agree) -> dict:
+        if "symbol_len" not in batch:
+            return batch
+        return trim_symbols(batch, agree(bucketed_length(batch["symbol_len"], config.length_bucket, max_len)))
+
+    return trim
 
 
 def make_loss_fn(model, loss_kind: str):
@@ -82,6 +96,7 @@ def pretraining_task(config) -> Task:
         progress=(("top1_n2s", "top1 n→s"), ("top1_s2n", "top1 s→n")),
         headline=lambda e: (f"held-out {config.eval_size}-way retrieval top-1 numeric→symbolic {e['top1_n2s']:.3f}, "
                             f"symbolic→numeric {e['top1_s2n']:.3f} (chance {1 / config.eval_size:.4f})"),
+        trim=symbol_trim(config),
     )
 
 

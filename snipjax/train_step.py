@@ -30,6 +30,9 @@ class Task(NamedTuple):
                    and `close()`; batch k must depend on k alone, so that a resumed run sees the same data.
     eval_batches:  host-local held-out batches, the same at every evaluation (fields as example_batch).
     evaluate:      (params, frozen, batch) -> pytree of arrays, one held-out batch's outputs (jitted).
+    trim:          (host-local batch, agree) -> the batch with the padding it does not need cut off, where
+                   agree(n) is the largest n over all processes (every host must cut to the same shape). Each
+                   new shape compiles once; the loss must not depend on how much padding is left.
     summarize:     outputs of all eval batches (host numpy) -> {metric: float}, the evaluation that is logged.
     progress:      (metric, label) pairs the progress line shows after the loss.
     headline:      the last evaluation in one phrase, for the run's closing summary.
@@ -46,6 +49,7 @@ class Task(NamedTuple):
     progress: tuple[tuple[str, str], ...] = ()
     headline: Callable[[dict], str] = lambda evaluation: f"held-out loss {evaluation.get('loss', float('nan')):.4f}"
     resume_keys: tuple[str, ...] = ("seed", "batch_size", "data", "model", "loss", "optim.kind")
+    trim: Callable[[dict, Callable[[int], int]], dict] = lambda batch, agree: batch
 
 
 class Steps(NamedTuple):

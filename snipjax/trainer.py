@@ -188,7 +188,11 @@ def run(task: Task, config, workdir: str) -> dict[str, float]:
     logging.info("%s at step %d of %d on %d devices (mesh %s), %d processes", "resumed" if start else "started",
                  start, config.total_steps, jax.device_count(), dict(mesh.shape), jax.process_count())
     fields = tuple(task.example_batch)
-    eval_batches = [parallel.global_batch(mesh, {k: b[k] for k in fields}) for b in task.eval_batches]
+
+    def global_batch(local: dict) -> dict:
+        return parallel.global_batch(mesh, task.trim({k: local[k] for k in fields}, parallel.max_over_processes))
+
+    eval_batches = [global_batch(b) for b in task.eval_batches]
     if start >= config.total_steps:  # a finished run: report where it ended, log nothing new
         checkpointer.close()
         evaluation = evaluate(task, steps, state, eval_batches, writer=None)
@@ -203,7 +207,7 @@ def run(task: Task, config, workdir: str) -> dict[str, float]:
         for data_step in range(start, config.total_steps):
             tick = time.perf_counter()
             _, local = producer.next()
-            batch = parallel.global_batch(mesh, {k: local[k] for k in fields})
+            batch = global_batch(local)
             data_s = time.perf_counter() - tick
             state, metrics = steps.train(state, batch)
             step = data_step + 1  # updates done

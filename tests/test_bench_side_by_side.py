@@ -4,23 +4,12 @@ The fixture is the log of a real run of the official code (`train.py --cpu True 
 d 256, 4 layers, 8 heads, one warm-up and two timed steps on a 2-core CPU), from its command line on.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from script_helpers import ROOT, load_script
+
 LOG = (ROOT / "tests" / "fixtures" / "official_train_log_sample.txt").read_text()
-
-
-def _side_by_side():
-    spec = importlib.util.spec_from_file_location("side_by_side", ROOT / "results" / "bench" / "side_by_side.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-side_by_side = _side_by_side()
+side_by_side = load_script("results/bench/side_by_side.py", "side_by_side")
 
 
 def test_drops_the_warmup_step_and_weighs_steps_by_their_time():

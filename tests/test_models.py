@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from snipjax import models
+from snipjax import losses, models
 from snipjax.data.vocab import get_vocab
 
 MAX_DIM = 1
@@ -100,6 +100,35 @@ def test_symbolic_encoder_ignores_tokens_past_length(pool_mask):
     z, z_changed = encode(symbols), encode(changed)
     np.testing.assert_allclose(z, z_changed, atol=1e-6)
     assert not np.allclose(z[0], z[1])
+
+
+@pytest.mark.parametrize("pool_mask", [False, True])
+def test_symbol_sequences_cut_to_their_longest_encode_and_train_as_padded_ones(pool_mask):
+    """Cutting padding changes nothing: unmasked pooling counts the positions left out as the padding it would
+    have computed (zero states scoring the score layer's bias)."""
+    config = tiny_config(pool_mask=pool_mask)
+    config.data.max_len = MAX_LEN
+    model = models.make_snip(config)
+    points, symbols, _ = random_batch()
+    symbol_len = np.array([5, 17, 40], np.int32)
+    symbols[np.arange(MAX_LEN) >= symbol_len[:, None]] = get_vocab(MAX_DIM).pad_id
+    variables = model.init(jax.random.key(3), points, symbols, symbol_len)
+
+    def loss_and_grads(symbols):
+        def loss(params):
+            out = model.apply({"params": params}, points, symbols, symbol_len)
+            return losses.contrastive_loss(out, kind="infonce")[0], out["z_symbolic"]
+        return jax.value_and_grad(loss, has_aux=True)(variables["params"])
+
+    (loss_full, z_full), grads_full = loss_and_grads(symbols)
+    (loss_cut, z_cut), grads_cut = loss_and_grads(symbols[:, :48])
+    np.testing.assert_allclose(z_cut, z_full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss_cut, loss_full, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads_cut, grads_full)
+    # Pooled as 200 positions: the same cut sequences pooled as 48 are another function (unmasked only).
+    config.data.max_len = 48
+    z_as_48 = models.make_snip(config).apply(variables, symbols[:, :48], symbol_len, method="encode_symbolic")
+    assert np.allclose(z_as_48, z_full, rtol=1e-5, atol=1e-6) == pool_mask
 
 
 def test_pool_mask_changes_padded_sequences_only():

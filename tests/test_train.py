@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from snipjax import bench_train, checkpoint, models, parallel, train, trainer
+from snipjax.data import tokens
 from snipjax.data.pipeline import make_batch
 from snipjax.train import MODEL_INPUTS, example_inputs, make_loss_fn, model_inputs, pretraining_task
 from snipjax.train_step import make_steps
@@ -51,6 +52,35 @@ def test_training_program_runs_and_writes_its_outputs(tmp_path):
     assert sorted(read_metrics(tmp_path)) == [1, 2, 3, 4, 5, 6]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(line)["split"] == "eval" for line in lines) == 2  # the rerun logged nothing
+
+
+def test_symbol_padding_is_cut_to_the_longest_rounded_up_to_the_bucket():
+    assert tokens.bucketed_length(np.array([5, 33, 17]), 16, 200) == 48
+    assert tokens.bucketed_length(np.array([5, 32]), 16, 200) == 32
+    assert tokens.bucketed_length(np.array([5, 195]), 16, 200) == 200  # never beyond what the data is padded to
+    assert tokens.bucketed_length(np.array([5, 33]), 0, 200) == 200  # 0: no cutting
+    batch = {"symbols": np.ones((2, 64), np.int32), "symbol_len": np.array([3, 40], np.int32)}
+    assert tokens.trim_symbols(batch, 48)["symbols"].shape == (2, 48)
+    with pytest.raises(ValueError, match="cannot cut symbol sequences of up to 40 tokens to 32"):
+        tokens.trim_symbols(batch, 32)
+
+
+@pytest.mark.slow
+def test_a_run_with_cut_symbol_padding_equals_one_padded_to_max_len(tmp_path):
+    """Every batch cut to its bucket (48 or 64 of max_len 96 here) gives the run a step padded to 96 gives,
+    with the official unmasked pooling (masked pooling ignores padding anyway: tests/test_models.py)."""
+    runs = {}
+    for bucket in (0, 16):
+        config = small_config(**{"length_bucket": bucket, "data.max_len": 96, "model.max_positions": 96})
+        train.train_and_evaluate(config, str(tmp_path / str(bucket)))
+        runs[bucket] = read_metrics(tmp_path / str(bucket)), read_metrics(tmp_path / str(bucket), "eval")
+    first = pretraining_task(config).trim(model_inputs(make_batch(config.data, 0, np.arange(16))), lambda n: n)
+    assert first["symbols"].shape[1] < 96  # the bucketed run did cut
+    for cut, padded in zip(runs[16], runs[0]):
+        assert sorted(cut) == sorted(padded)
+        for step in padded:
+            for name in ("loss", "top1_n2s", "top1_s2n"):
+                np.testing.assert_allclose(cut[step][name], padded[step][name], rtol=2e-5, err_msg=(step, name))
 
 
 @pytest.mark.slow
@@ -164,14 +194,30 @@ def test_config_builds_and_its_docstring_starts_with_its_launch_command(path, mo
 
 
 @pytest.mark.slow
-def test_benchmark_reports_throughput_flops_and_mfu_in_bfloat16():
+def test_benchmark_reports_throughput_flops_mfu_and_a_profile_in_bfloat16():
     config = small_config(**{"model.dtype": "bfloat16"})
-    result = bench_train.run(config, steps=2, peak_flops=1e12)
+    result = bench_train.run(config, steps=2, peak_flops=1e12, profile_steps=1)
     assert result["steps"] == 2 and result["samples_per_s"] > 0 and result["step_ms"] > 0
     assert np.isfinite(result["final_loss"]) and result["xla_flops_per_device_step"] > 0
+    assert len(result["symbol_lengths"]) == 2 and max(result["symbol_lengths"]) <= config.data.max_len
     np.testing.assert_allclose(result["mfu"], result["model_flops_per_step"] / (
         result["step_ms"] / 1e3 * 1e12 * 8), rtol=1e-9)
     assert result["peak_memory_bytes"] > 0
+    profile = result["profile"]
+    assert profile["op_ms"] > 0 and os.path.exists(profile["trace"])
+    assert 0.5 < sum(profile["shares"].values()) <= 1 + 1e-6
+    assert all(bench_train._OP_NAME.match(kind) for kind in profile["shares"])
+
+
+def test_profile_counts_compiled_ops_by_kind_and_not_the_frames_around_them():
+    kinds = {name: (m.group(1) if (m := bench_train._OP_NAME.match(name)) else None)
+             for name in ("ynn_fusion.402", "copy_bitcast_fusion", "dot", "loop_add_fusion.3",
+                          "ThunkExecutor::Execute", "$api.py:2479 block_until_ready", "end: ynn_fusion",
+                          "PjitFunction(jit(train_step))")}
+    assert kinds == {"ynn_fusion.402": "ynn_fusion", "copy_bitcast_fusion": "copy_bitcast_fusion", "dot": "dot",
+                     "loop_add_fusion.3": "loop_add_fusion", "ThunkExecutor::Execute": None,
+                     "$api.py:2479 block_until_ready": None, "end: ynn_fusion": None,
+                     "PjitFunction(jit(train_step))": None}
 
 
 def test_analytic_flops_agree_with_xla_on_one_device():

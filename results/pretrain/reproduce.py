@@ -163,7 +163,12 @@ def run_ceiling() -> None:
     functions apart only if their curves differ by more than a resolution r. Each formula is evaluated on
     every held-out point set and its outputs normalized as the data are; where the RMS distance to that
     set's outputs is at most r, the two cannot be told apart, and a perfect encoder at resolution r guesses
-    among them: expected top-1 = mean of 1 / (number of such candidates). Written to ceiling.json."""
+    among them: expected top-1 = mean of 1 / (number of such candidates).
+
+    Then the trained 1-D encoders (the FINAL_CONFIGS runs whose workdirs are here) are scored the same way:
+    a retrieval is right when the retrieved formula's curve is within r of the query's (functional top-1),
+    so that a line retrieved for another line with the same normalized curve counts. Written to
+    ceiling.json."""
     import numpy as np
 
     from snipjax.config import load_config_file
@@ -196,12 +201,45 @@ def run_ceiling() -> None:
                      "top1_n2s": float(np.mean(1 / np.maximum(close.sum(axis=1), 1))),
                      "top1_s2n": float(np.mean(1 / np.maximum(close.sum(axis=0), 1))),
                      "top5_n2s": float(np.mean(np.minimum(5 / np.maximum(close.sum(axis=1), 1), 1)))})
+    encoders = {name: functional_retrieval(f"runs/pretrain_{name}", samples, distance)
+                for name, (file, _) in FINAL_CONFIGS.items()
+                if file == config_file and (ROOT / "runs" / f"pretrain_{name}").exists()}
     record = {"command": "python results/pretrain/reproduce.py ceiling", "config_file": config_file,
               "pairs": n, "normalize_y": spec.normalize_y,
               "share_nearly_linear": float(np.mean(np.array(linear_r2) > 0.999)), "rows": rows,
-              "date": datetime.date.today().isoformat()}
+              "encoders": encoders, "date": datetime.date.today().isoformat()}
     (HERE / "ceiling.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))
+
+
+def functional_retrieval(workdir: str, samples: list, distance) -> dict:
+    """Held-out retrieval of the encoder trained in `workdir` (its last checkpoint) on `samples`: strict top-1
+    (the retrieved partner is the pair's own) and functional top-1 per resolution r (the retrieved formula is
+    within r of the query's curve on the query's points: distance[point set, formula] <= r), with the
+    functional top-1 of a random pick (the share of candidates within r)."""
+    import numpy as np
+
+    from snipjax import load, models
+    from snipjax.data.samples import as_spec, batch_of
+
+    config, params = load(str(ROOT / workdir))
+    batch = batch_of(samples, as_spec(config.data))
+    out = models.make_snip(config).apply({"params": params}, batch["points"], batch["symbols"], batch["symbol_len"])
+    z_n, z_s = np.asarray(out["z_numeric"]), np.asarray(out["z_symbolic"])
+    if config.loss.kind != "infonce":  # CLIP and SigLIP compare directions
+        z_n, z_s = (z / np.linalg.norm(z, axis=-1, keepdims=True) for z in (z_n, z_s))
+    similarity = z_n @ z_s.T  # [point set, formula]
+    n2s, s2n = similarity.argmax(axis=1), similarity.argmax(axis=0)  # a formula per set, a set per formula
+    pairs = np.arange(len(samples))
+    rows = []
+    for r in RESOLUTIONS:
+        close = distance <= r
+        rows.append({"resolution": r, "top1_n2s": float(np.mean(close[pairs, n2s])),
+                     "top1_s2n": float(np.mean(close[s2n, pairs])),
+                     "chance": float(np.mean(close))})
+    step = max(int(d.name) for d in (ROOT / workdir / "checkpoints").iterdir() if d.name.isdigit())
+    return {"workdir": workdir, "step": step,
+            "top1_n2s": float(np.mean(n2s == pairs)), "top1_s2n": float(np.mean(s2n == pairs)), "rows": rows}
 
 
 def ceiling_lines() -> list[str]:
@@ -220,9 +258,28 @@ def ceiling_lines() -> list[str]:
     lines += [f"| {row['resolution']:g} | {row['top1_n2s']:.3f} | {row['top1_s2n']:.3f} | {row['top5_n2s']:.3f} |"
               for row in c["rows"]]
     finest = c["rows"][0]
-    return lines + ["", f"Float tokens keep 4 significant digits, about {finest['resolution']:g} of the outputs' "
-                    f"range, so no encoder reaches more than {finest['top1_n2s']:.2f} / {finest['top1_s2n']:.2f} "
-                    "top-1 on this evaluation, however long it trains.", ""]
+    lines += ["", f"Float tokens keep 4 significant digits, about {finest['resolution']:g} of the outputs' "
+              f"range, so no encoder reaches more than {finest['top1_n2s']:.2f} / {finest['top1_s2n']:.2f} "
+              "top-1 on this evaluation, however long it trains.", ""]
+    if c.get("encoders"):
+        names = list(c["encoders"])
+        lines += ["### The trained encoders, scored up to equal curves", "",
+                  "Functional top-1: a retrieval is right when the retrieved formula's curve lies within r (RMS) "
+                  "of the query's on the query's points, whichever formula of the 256 it is. It counts every "
+                  "strict hit (a pair's own formula is at distance 0) and the hits no encoder could tell from "
+                  "one; a perfect encoder scores 1, and `random` is a random pick's expected score (the share "
+                  "of candidates within r).", "",
+                  "| resolution r | " + " | ".join(f"{n} n→s | {n} s→n" for n in names) + " | random |",
+                  "|---|" + "---|---|" * len(names) + "---|"]
+        lines.append("| strict (the pair's own) | " + " | ".join(
+            f"{c['encoders'][n]['top1_n2s']:.3f} | {c['encoders'][n]['top1_s2n']:.3f}" for n in names) + " | 0.004 |")
+        for i, row in enumerate(c["rows"]):
+            cells = [c["encoders"][n]["rows"][i] for n in names]
+            lines.append(f"| {row['resolution']:g} | " + " | ".join(
+                f"{e['top1_n2s']:.3f} | {e['top1_s2n']:.3f}" for e in cells) + f" | {cells[0]['chance']:.3f} |")
+        lines += ["", "Encoders: " + "; ".join(f"{n}: `{e['workdir']}` at step {e['step']}"
+                                                for n, e in c["encoders"].items()) + ".", ""]
+    return lines
 
 
 def record_mantissa_embeddings(workdir: str) -> None:

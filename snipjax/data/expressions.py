@@ -120,11 +120,11 @@ class Expression:
     def constants(self) -> list[float]:
         return [t for t in self.prefix if type(t) is float]
 
-    @property
+    @functools.cached_property
     def input_dim(self) -> int:
         """One more than the largest variable index used (0 for a constant function)."""
-        used = [int(t[2:]) for t in self.prefix if is_variable(t)]
-        return max(used) + 1 if used else 0
+        # Validated prefixes hold no other strings starting with "x" (operators are lower-case words).
+        return max((int(t[2:]) + 1 for t in self.prefix if type(t) is str and t[0] == "x"), default=0)
 
     def evaluate(self, x: np.ndarray, strict: bool = False) -> np.ndarray:
         """Values at the rows of x [N, D]; NaN where the expression is undefined.

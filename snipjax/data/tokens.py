@@ -64,12 +64,13 @@ def expression_ids(expression: Expression, max_dim: int) -> np.ndarray:
     if expression.input_dim > max_dim:
         raise ValueError(
             f"expression uses x_{expression.input_dim - 1} but the model knows only x_0..x_{max_dim - 1}")
-    ids = []
+    ids, offset, equation_id = [], vocab.n_symbols, vocab.equation_id
     for token in expression.prefix:
         if is_constant(token):
-            ids.extend(i + vocab.n_symbols for i in floats.encode_scalar(token))
+            sign, mantissa, exponent = floats.encode_scalar(token)
+            ids += (sign + offset, mantissa + offset, exponent + offset)
         else:
-            ids.append(vocab.equation_id[token])
+            ids.append(equation_id[token])
     return np.asarray(ids, dtype=np.int32)
 
 
@@ -96,3 +97,18 @@ def encode_expressions(expressions: Sequence, max_dim: int, max_len: int = 200) 
         ids[row, 1:length - 1] = expression_ids(expression, max_dim)
         lengths[row] = length
     return ids, lengths
+
+
+def bucketed_length(symbol_len: np.ndarray, bucket: int, max_len: int) -> int:
+    """Positions a batch of symbol sequences needs: its longest, rounded up to a multiple of `bucket` so that
+    few distinct shapes are compiled, and at most `max_len`; bucket 0 keeps `max_len`."""
+    if bucket <= 0:
+        return max_len
+    return min(max_len, -(-int(np.max(symbol_len)) // bucket) * bucket)
+
+
+def trim_symbols(batch: dict, length: int) -> dict:
+    """The batch with its symbol sequences cut to `length` positions (only padding may be cut)."""
+    if int(np.max(batch["symbol_len"])) > length:
+        raise ValueError(f"cannot cut symbol sequences of up to {int(np.max(batch['symbol_len']))} tokens to {length}")
+    return {**batch, "symbols": batch["symbols"][:, :length]}

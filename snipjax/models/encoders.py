@@ -48,21 +48,36 @@ class AttentionPool(nn.Module):
     """Softmax-weighted sum of the hidden states, then the bottleneck Dense to the latent (float32 out).
 
     The official softmax runs over all positions, padded (zeroed) ones included; `mask_padding` excludes them.
+    Unmasked, `padded_length` is the length the sequences are pooled as: the positions from the input's end to
+    it are padding the input leaves out (a zero hidden state scores the score layer's bias), so they enter the
+    softmax as one term, exactly, without being computed.
     """
 
     d_model: int
     latent_dim: int
     mask_padding: bool = False
     dtype: Any = jnp.float32
+    padded_length: int | None = None
 
     @nn.compact
     def __call__(self, hidden: Array, lengths: Array | None) -> Array:
-        scores = dense(1, self.d_model, self.dtype, "score")(hidden)[..., 0].astype(jnp.float32)
+        score = dense(1, self.d_model, self.dtype, "score")
+        scores = score(hidden)[..., 0].astype(jnp.float32)
+        hidden = hidden.astype(jnp.float32)
         valid = None
         if self.mask_padding and lengths is not None:
             valid = position_mask(lengths, hidden.shape[1])
-        weights = jax.nn.softmax(scores, axis=-1, where=valid)
-        pooled = jnp.einsum("bt,btd->bd", weights, hidden.astype(jnp.float32))
+        left_out = 0 if self.mask_padding or self.padded_length is None else self.padded_length - hidden.shape[1]
+        if left_out < 0:
+            raise ValueError(f"sequence length {hidden.shape[1]} exceeds the pooled length {self.padded_length}")
+        if left_out:
+            # `left_out` positions of score s and value 0 weigh as one position of score s + log(left_out).
+            padding_score = score(jnp.zeros((1, self.d_model), self.dtype))[0, 0].astype(jnp.float32)
+            padding = jnp.broadcast_to(padding_score + jnp.log(float(left_out)), scores.shape[:1])
+            weights = jax.nn.softmax(jnp.concatenate([scores, padding[:, None]], axis=-1), axis=-1)[:, :-1]
+        else:
+            weights = jax.nn.softmax(scores, axis=-1, where=valid)
+        pooled = jnp.einsum("bt,btd->bd", weights, hidden)
         # float32 whatever the compute dtype: the latents meet in raw dot products, where bf16 rounding of
         # the latent would reach the logits unscaled.
         return dense(self.latent_dim, self.d_model, jnp.float32, "bottleneck")(pooled)
@@ -102,6 +117,8 @@ class SymbolicEncoder(nn.Module):
     # kind of float word, plus a learned projection of the constant's value features at its sign word.
     constant_input: str = "tokens"
     constant_features: int = 48
+    # The length sequences are pooled as (config.data.max_len): shorter inputs, padding cut off, pool the same.
+    padded_length: int | None = None
 
     @nn.compact
     def __call__(self, symbols: Array, symbol_len: Array) -> Array:
@@ -119,8 +136,8 @@ class SymbolicEncoder(nn.Module):
         else:
             x = embed(symbols)
         hidden = Transformer(spec, use_positions=True, name="transformer")(x, symbol_len)
-        return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, name="pool")(
-            hidden, symbol_len)
+        return AttentionPool(spec.d_model, self.latent_dim, self.pool_mask, spec.dtype, self.padded_length,
+                             name="pool")(hidden, symbol_len)
 
 
 def widen_point_embedder(trained: dict, fresh: dict, old_max_dim: int, new_max_dim: int) -> dict:

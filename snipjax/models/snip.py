@@ -96,5 +96,5 @@ def make_snip(config: ml_collections.ConfigDict) -> SNIP:
     vocab = get_vocab(config.data.max_dim)
     symbolic = SymbolicEncoder(transformer_spec(m), vocab.equation_size, m.latent_dim, m.pool_mask,
                                m.get("float_init", "official"), vocab.n_symbols, m.get("constant_input", "tokens"),
-                               3 * m.float_emb_dim)
+                               3 * m.float_emb_dim, config.data.get("max_len"))
     return SNIP(make_numeric_encoder(config), symbolic, config.loss.kind, config.loss.temperature)

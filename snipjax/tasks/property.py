@@ -28,7 +28,7 @@ from snipjax import checkpoint, models, trainer
 from snipjax.data.pipeline import EpochBatches, generate
 from snipjax.data.properties import EXPRESSION_PROPERTY_NAMES
 from snipjax.models.transformer import dense
-from snipjax.train import example_inputs
+from snipjax.train import example_inputs, symbol_trim
 from snipjax.train_step import Task
 
 # Numeric properties (symbolic encoder reads the formula) by config name → data label.
@@ -227,6 +227,7 @@ def property_task(config) -> Task:
                             f"test R² {e['r2']:.4f}, NMSE {e['nmse']:.4f} (chance R² {e['chance_r2']:.4f})"),
         resume_keys=("seed", "batch_size", "data", "property", "mode", "pretrained", "n_train", "n_test",
                      "head_hidden", "optim.kind"),
+        trim=symbol_trim(config, data.max_len),
     )
 
 

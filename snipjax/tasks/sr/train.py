@@ -24,7 +24,7 @@ import optax
 
 from snipjax import checkpoint, models, trainer
 from snipjax.data.pipeline import BatchProducer, make_batch
-from snipjax.train import EVAL_SEED_OFFSET, MODEL_INPUTS, example_inputs
+from snipjax.train import EVAL_SEED_OFFSET, MODEL_INPUTS, example_inputs, symbol_trim
 from snipjax.train_step import Task
 
 ENCODER = "numeric_encoder"
@@ -120,6 +120,7 @@ def sr_task(config) -> Task:
                             f"entirely right {e['sequence_accuracy']:.3f}, loss {e['loss']:.4f}"),
         resume_keys=("seed", "batch_size", "data", "model", "pretrained", "pretrained_sr", "train_encoder",
                      "optim.kind"),
+        trim=symbol_trim(config, sr_config.data.max_len),
     )
 
 
