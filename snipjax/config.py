@@ -119,13 +119,15 @@ def sr_config() -> ml_collections.ConfigDict:
 
 
 def load_config_file(path) -> ml_collections.ConfigDict:
-    """`get_config()` of a configs/<name>.py file (which may import its siblings as `configs.<name>`)."""
+    """`get_config()` of a file under a `configs/` folder (configs/<name>.py, configs/property/<name>.py),
+    which may import the others as `configs.<name>`."""
     import importlib.util
     from pathlib import Path
 
     path = Path(path).resolve()
-    if str(path.parents[1]) not in sys.path:
-        sys.path.insert(0, str(path.parents[1]))
+    root = next((folder.parent for folder in path.parents if folder.name == "configs"), path.parent)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -317,5 +317,7 @@ def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
 def test_a_config_file_loads_with_the_configs_it_builds_on():
     from snipjax.config import load_config_file
 
+    # A config one folder down imports from configs/ too (loaded first: a load puts the root on sys.path).
+    assert load_config_file(os.path.join(REPO, "configs", "property", "cpu.py")).property == "ncr"
     config = load_config_file(os.path.join(REPO, "configs", "cpu_10d.py"))  # cpu_10d ← cpu_1d ← tiny
     assert config.data.max_dim == 10 and config.model.point_input == "values" and config.model.d_model == 64
