@@ -30,8 +30,8 @@ from snipjax import parallel
 from snipjax.config import parse_flags
 from snipjax.data.pipeline import BatchProducer
 from snipjax.data.tokens import point_width
-from snipjax.train import model_inputs, pretraining_task
-from snipjax.train_step import make_steps
+from snipjax.train import pretraining_task
+from snipjax.train_step import global_batch, make_steps
 
 # Dense peak FLOP/s per chip by device kind and compute dtype. JAX runs float32 matmuls on TF32 tensor cores
 # on Hopper GPUs and on bfloat16 passes on TPUs by default, so those are the float32 peaks here (an H100's
@@ -115,7 +115,7 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
     executables = {}
 
     def next_batch():
-        return parallel.global_batch(mesh, task.trim(model_inputs(producer.next()[1]), parallel.max_over_processes))
+        return global_batch(task, mesh, producer.next()[1])
 
     def executable(batch):
         length = batch["symbols"].shape[1]
@@ -156,8 +156,8 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
     peak = peak_flops or peak_flops_per_device(device.device_kind, config.model.dtype)
     # Per timed step: its symbol length decides the work.
     flops = float(np.mean([model_flops_per_step(config, length) for length in lengths]))
-    costs = [executables[length].cost_analysis() for length in lengths]
-    xla_flops = [float(c["flops"]) for c in costs if c and "flops" in c]
+    costs = {length: executable.cost_analysis() for length, executable in executables.items()}
+    xla_flops = [float(costs[length]["flops"]) for length in lengths if costs[length] and "flops" in costs[length]]
     step_time = float(np.mean(step_s))
     memory, memory_source = _peak_memory()
     return {
@@ -169,7 +169,7 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
         "step_ms": 1e3 * step_time, "data_ms": 1e3 * float(np.mean(data_s)),
         "model_flops_per_step": flops,
         # XLA's count of the partitioned program that one device runs (its share plus replicated work).
-        "xla_flops_per_device_step": float(np.mean(xla_flops)) if len(xla_flops) == len(costs) else None,
+        "xla_flops_per_device_step": float(np.mean(xla_flops)) if len(xla_flops) == len(lengths) else None,
         "symbol_lengths": lengths,
         "peak_flops_per_device": peak,
         "mfu": flops / (step_time * peak * jax.device_count()) if peak else None,

@@ -21,6 +21,14 @@ def _normalize(z: Array) -> Array:
     return z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), 1e-12))
 
 
+def compared_latents(z_numeric: Array, z_symbolic: Array, kind: str) -> tuple[Array, Array]:
+    """The latents as the loss `kind` compares them: raw for 'infonce' (dot products), unit length for 'clip'
+    and 'siglip' (cosines)."""
+    if kind == "infonce":
+        return z_numeric, z_symbolic
+    return _normalize(z_numeric), _normalize(z_symbolic)
+
+
 def contrastive_loss(out: dict[str, Array], kind: str, logits_sharding=None) -> tuple[Array, dict[str, Array]]:
     """Loss and metrics of a batch of matched pairs (row i of `z_numeric` matches row i of `z_symbolic`).
 
@@ -38,8 +46,7 @@ def contrastive_loss(out: dict[str, Array], kind: str, logits_sharding=None) -> 
     z_s = out["z_symbolic"].astype(jnp.float32)
     latent_norms = {"z_norm_n": jnp.mean(jnp.linalg.norm(z_n, axis=-1)),
                     "z_norm_s": jnp.mean(jnp.linalg.norm(z_s, axis=-1))}
-    if kind != "infonce":
-        z_n, z_s = _normalize(z_n), _normalize(z_s)
+    z_n, z_s = compared_latents(z_n, z_s, kind)
     scale = out["logit_scale"].astype(jnp.float32)
     if kind == "clip":
         scale = jnp.minimum(scale, CLIP_MAX_SCALE)

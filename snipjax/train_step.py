@@ -61,6 +61,13 @@ class Steps(NamedTuple):
     evaluate: Callable  # (params, frozen, batch) -> the task's eval outputs
 
 
+def global_batch(task: Task, mesh: jax.sharding.Mesh, local: dict) -> dict:
+    """This host's batch as the step takes it: the task's fields, its padding trimmed to the same shape on
+    every host, lifted into global arrays."""
+    fields = {k: local[k] for k in task.example_batch}
+    return parallel.global_batch(mesh, task.trim(fields, parallel.max_over_processes))
+
+
 def make_steps(task: Task, config, mesh: jax.sharding.Mesh) -> Steps:
     """Build and jit the run's functions; parameters and optimizer state are laid out by shape
     (`parallel.shard_by_shape`), batches split over all devices, metrics and eval outputs replicated."""

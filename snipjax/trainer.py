@@ -31,7 +31,7 @@ from ml_collections import config_flags
 
 from snipjax import checkpoint, parallel
 from snipjax.config import one_line, parse_flags
-from snipjax.train_step import Steps, Task, make_steps
+from snipjax.train_step import Steps, Task, global_batch, make_steps
 
 
 class MetricWriter:
@@ -187,12 +187,7 @@ def run(task: Task, config, workdir: str) -> dict[str, float]:
                                                 lambda: steps.init(jax.random.key(config.seed)))
     logging.info("%s at step %d of %d on %d devices (mesh %s), %d processes", "resumed" if start else "started",
                  start, config.total_steps, jax.device_count(), dict(mesh.shape), jax.process_count())
-    fields = tuple(task.example_batch)
-
-    def global_batch(local: dict) -> dict:
-        return parallel.global_batch(mesh, task.trim({k: local[k] for k in fields}, parallel.max_over_processes))
-
-    eval_batches = [global_batch(b) for b in task.eval_batches]
+    eval_batches = [global_batch(task, mesh, b) for b in task.eval_batches]
     if start >= config.total_steps:  # a finished run: report where it ended, log nothing new
         checkpointer.close()
         evaluation = evaluate(task, steps, state, eval_batches, writer=None)
@@ -207,7 +202,7 @@ def run(task: Task, config, workdir: str) -> dict[str, float]:
         for data_step in range(start, config.total_steps):
             tick = time.perf_counter()
             _, local = producer.next()
-            batch = global_batch(local)
+            batch = global_batch(task, mesh, local)
             data_s = time.perf_counter() - tick
             state, metrics = steps.train(state, batch)
             step = data_step + 1  # updates done

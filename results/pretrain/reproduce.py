@@ -219,15 +219,13 @@ def functional_retrieval(workdir: str, samples: list, distance) -> dict:
     functional top-1 of a random pick (the share of candidates within r)."""
     import numpy as np
 
-    from snipjax import load, models
+    from snipjax import load, losses, models
     from snipjax.data.samples import as_spec, batch_of
 
     config, params = load(str(ROOT / workdir))
     batch = batch_of(samples, as_spec(config.data))
     out = models.make_snip(config).apply({"params": params}, batch["points"], batch["symbols"], batch["symbol_len"])
-    z_n, z_s = np.asarray(out["z_numeric"]), np.asarray(out["z_symbolic"])
-    if config.loss.kind != "infonce":  # CLIP and SigLIP compare directions
-        z_n, z_s = (z / np.linalg.norm(z, axis=-1, keepdims=True) for z in (z_n, z_s))
+    z_n, z_s = (np.asarray(z) for z in losses.compared_latents(out["z_numeric"], out["z_symbolic"], config.loss.kind))
     similarity = z_n @ z_s.T  # [point set, formula]
     n2s, s2n = similarity.argmax(axis=1), similarity.argmax(axis=0)  # a formula per set, a set per formula
     pairs = np.arange(len(samples))
