@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from snipjax.models.blocked import dot_product_attention, join_rows, row_block_steps, split_rows
+
 Array = jax.Array
 
 
@@ -112,8 +114,7 @@ class MultiHeadAttention(nn.Module):
                 self.variable("cache", "memory_value", lambda: projected[1])
             key = self.get_variable("cache", "memory_key")
             value = self.get_variable("cache", "memory_value")
-        context = jax.nn.dot_product_attention(query, key, value, is_causal=causal,
-                                               key_value_seq_lengths=kv_lengths)
+        context = dot_product_attention(query, key, value, kv_lengths, causal)
         return dense(self.d_model, self.d_model, self.dtype, "out_lin")(context.reshape(x.shape))
 
 
@@ -191,10 +192,31 @@ class Transformer(nn.Module):
             return h if keep is None else h * keep
 
         x = zero_padding(x)
+        steps = 0 if cache is not None or length == 1 else row_block_steps(x.shape[0])
         for i in range(spec.n_layers):
             block = TransformerBlock(spec, self.cross_attention, name=f"block_{i}")
-            x = zero_padding(block(x, lengths, causal, memory, cache))
+            if steps:
+                x = zero_padding(_over_row_blocks(block, steps, x, lengths, causal, memory))
+            else:
+                x = zero_padding(block(x, lengths, causal, memory, cache))
         if spec.norm == "pre":
             # Pre-LN leaves the residual stream unnormalised; normalise it once before the head.
             x = zero_padding(layer_norm(spec, "layer_norm_final")(x))
         return x
+
+
+def _over_row_blocks(block: TransformerBlock, steps: int, x: Array, lengths: Array | None, causal: bool,
+                     memory: Array | None) -> Array:
+    """`block` applied to the batch in `steps` row blocks, one after the other (see snipjax.models.blocked);
+    its parameters are the block's own, shared by every step."""
+
+    def step(module, carry, rows):
+        x_rows, length_rows, memory_rows = rows
+        return carry, module(x_rows, length_rows, causal, memory_rows)
+
+    def rows_of(a):
+        return None if a is None else split_rows(a, steps)
+
+    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
+    _, out = scan(block, None, (rows_of(x), rows_of(lengths), rows_of(memory)))
+    return join_rows(out)

@@ -1,0 +1,108 @@
+"""CPU execution of the transformer: attention's written-out backward pass and layers taken in row blocks equal
+the whole-batch computation, sharded or not."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from snipjax import parallel
+from snipjax.models import blocked, transformer
+from snipjax.models.transformer import Transformer, TransformerSpec
+
+B, T, S, H, D = 6, 7, 9, 2, 4
+
+
+def _xla_attention(q, k, v, lengths, causal):
+    return jax.nn.dot_product_attention(q, k, v, is_causal=causal, key_value_seq_lengths=lengths)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_attention_and_its_gradients_equal_xla(causal, with_lengths):
+    keys = jax.random.split(jax.random.key(0), 4)
+    kv_len = T if causal else S
+    q = jax.random.normal(keys[0], (B, T, H, D))
+    k = jax.random.normal(keys[1], (B, kv_len, H, D))
+    v = jax.random.normal(keys[2], (B, kv_len, H, D))
+    weights = jax.random.normal(keys[3], (B, T, H, D))
+    lengths = jnp.array([kv_len, 3, 5, 1, kv_len, 2]) if with_lengths else None
+
+    def loss(attention, *qkv):
+        return (attention(*qkv, lengths, causal) * weights).sum()
+
+    ours = jax.value_and_grad(lambda *a: loss(blocked.dot_product_attention, *a), argnums=(0, 1, 2))(q, k, v)
+    xla = jax.value_and_grad(lambda *a: loss(_xla_attention, *a), argnums=(0, 1, 2))(q, k, v)
+    np.testing.assert_allclose(ours[0], xla[0], rtol=1e-5)
+    for got, want in zip(ours[1], xla[1]):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_attention_keeps_the_compute_dtype():
+    q = jnp.ones((2, 3, H, D), jnp.bfloat16)
+    assert blocked.dot_product_attention(q, q, q).dtype == jnp.bfloat16
+
+
+def test_row_blocks_take_rows_from_every_devices_share(monkeypatch):
+    monkeypatch.setattr(blocked, "ROWS_PER_BLOCK", 1)
+    devices = jax.device_count()
+    batch = 4 * devices
+    assert blocked.row_block_steps(batch) == 4
+    assert blocked.row_block_steps(batch + 1) == 0  # uneven rows
+    assert blocked.row_block_steps(devices) == 0  # a single step
+    x = jnp.arange(batch * 3).reshape(batch, 3)
+    steps = blocked.split_rows(x, 4)
+    assert steps.shape == (4, devices, 3)
+    # Device k holds rows 4k..4k+3; step s takes row 4k+s of each.
+    np.testing.assert_array_equal(steps[:, :, 0] // 3, np.arange(4)[:, None] + 4 * np.arange(devices)[None, :])
+    np.testing.assert_array_equal(blocked.join_rows(steps), x)
+
+
+def _stack(cross_attention: bool) -> Transformer:
+    spec = TransformerSpec(d_model=16, n_layers=2, n_heads=H, d_ff=32, max_positions=32)
+    return Transformer(spec, cross_attention=cross_attention)
+
+
+@pytest.mark.parametrize("decoder", [False, True])
+def test_layers_in_row_blocks_equal_the_whole_batch(monkeypatch, decoder):
+    monkeypatch.setattr(blocked, "ROWS_PER_BLOCK", 1)
+    batch = 2 * jax.device_count()
+    keys = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.normal(keys[0], (batch, T, 16))
+    lengths = jnp.arange(batch) % T + 1
+    memory = jax.random.normal(keys[1], (batch, S, 16)) if decoder else None
+    model = _stack(decoder)
+
+    def run(row_blocks: bool):
+        monkeypatch.setattr(transformer, "row_block_steps", lambda n: 2 if row_blocks else 0)
+        variables = model.init(keys[2], x, lengths, decoder, memory)
+
+        def loss(params, x, memory):
+            out = model.apply({"params": params}, x, lengths, decoder, memory)
+            return (out * jnp.cos(out)).sum(), out
+
+        (value, out), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(
+            variables["params"], x, memory)
+        return variables, out, grads
+
+    blocked_run, whole = run(True), run(False)
+    jax.tree.map(np.testing.assert_array_equal, blocked_run[0], whole[0])  # same parameter tree and values
+    np.testing.assert_allclose(blocked_run[1], whole[1], atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), blocked_run[2], whole[2])
+
+
+def test_row_blocks_of_a_sharded_batch(monkeypatch):
+    """On the 8-device mesh, each step takes rows of every device's share: same result as one device's."""
+    monkeypatch.setattr(blocked, "ROWS_PER_BLOCK", 1)
+    batch = 2 * jax.device_count()
+    x = jax.random.normal(jax.random.key(2), (batch, T, 16))
+    lengths = jnp.arange(batch) % T + 1
+    model = _stack(False)
+    variables = model.init(jax.random.key(3), x, lengths)
+    mesh = parallel.make_mesh(type("MeshConfig", (), {"data": -1, "fsdp": 1})())
+    rows = NamedSharding(mesh, P(parallel.MESH_AXES))
+    apply = jax.jit(lambda v, x, n: model.apply(v, x, n))
+    sharded = apply(variables, jax.device_put(x, rows), jax.device_put(lengths, rows))
+    np.testing.assert_allclose(sharded, apply(variables, x, lengths), atol=1e-5)
