@@ -78,12 +78,12 @@ def _retrieval_with_strings(checkpoint: str, size: int = 256) -> dict:
     import numpy as np
 
     import snipjax
-    from snipjax.data.samples import as_spec, batch_of, generate_sample
+    from snipjax.data.samples import as_spec, batch_of, generate_samples
     from snipjax.train import EVAL_SEED_OFFSET
 
     config, params = snipjax.load(checkpoint)
     spec = as_spec(config.data)
-    samples = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, i) for i in range(size)]
+    samples = generate_samples(spec, config.seed + EVAL_SEED_OFFSET, range(size))
     batch = batch_of(samples, spec)  # the held-out pairs of training, generated once for ids and strings
     strings = [sample.expression.infix() for sample in samples]
     indices = np.arange(size)

@@ -30,6 +30,7 @@ from snipjax import parallel
 from snipjax.config import parse_flags
 from snipjax.data.pipeline import BatchProducer
 from snipjax.data.tokens import point_width
+from snipjax.models.blocked import row_block_steps
 from snipjax.train import pretraining_task
 from snipjax.train_step import global_batch, make_steps
 
@@ -168,8 +169,10 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
         "samples_per_s": steps * config.batch_size / (sum(data_s) + sum(step_s)),
         "step_ms": 1e3 * step_time, "data_ms": 1e3 * float(np.mean(data_s)),
         "model_flops_per_step": flops,
-        # XLA's count of the partitioned program that one device runs (its share plus replicated work).
-        "xla_flops_per_device_step": float(np.mean(xla_flops)) if len(xla_flops) == len(lengths) else None,
+        # XLA's count of the partitioned program that one device runs (its share plus replicated work). It counts
+        # a loop body once, so it does not count layers run in row blocks (CPU; snipjax.models.blocked).
+        "xla_flops_per_device_step": (float(np.mean(xla_flops)) if len(xla_flops) == len(lengths)
+                                      and not row_block_steps(config.batch_size) else None),
         "symbol_lengths": lengths,
         "peak_flops_per_device": peak,
         "mfu": flops / (step_time * peak * jax.device_count()) if peak else None,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from snipjax.data import BatchProducer, DataSpec, generate_sample, make_batch, tokens
+from snipjax.data.samples import generate_samples
 from snipjax.data.vocab import get_vocab
 
 SPEC_1D = DataSpec(max_dim=1, with_properties=True)
@@ -17,6 +18,18 @@ def test_a_sample_is_a_pure_function_of_seed_and_index():
     assert a.expression == b.expression
     np.testing.assert_array_equal(a.x, b.x)
     assert generate_sample(SPEC_10D, 4, 12345).expression != a.expression
+
+
+@pytest.mark.parametrize("spec", [SPEC_1D, SPEC_10D], ids=["dmax1", "dmax10"])
+def test_samples_made_together_are_the_samples_made_alone(spec):
+    together = generate_samples(spec, 3, range(40))
+    assert len({sample.dim for sample in together}) > (spec.max_dim > 1)  # Dmax 10: several dimensions at once
+    for index in (0, 13, 39):
+        alone = generate_sample(spec, 3, index)
+        assert together[index].index == index and together[index].expression == alone.expression
+        np.testing.assert_array_equal(together[index].x, alone.x)
+        np.testing.assert_array_equal(together[index].y, alone.y)
+        assert together[index].properties == alone.properties
 
 
 def test_batch_layout():

@@ -17,7 +17,7 @@ def test_inputs_are_standardized_per_dimension(dim):
 
 
 def test_rotations_are_proper_and_orthonormal():
-    r = points.random_rotations(np.random.default_rng(0), 50, 5)
+    r = points.rotations_from_normals(np.random.default_rng(0).standard_normal((50, 5, 5)))
     np.testing.assert_allclose(r @ r.transpose(0, 2, 1), np.broadcast_to(np.eye(5), (50, 5, 5)), atol=1e-12)
     np.testing.assert_allclose(np.linalg.det(r), 1.0, rtol=1e-12)
 

@@ -173,13 +173,13 @@ def run_ceiling() -> None:
 
     from snipjax.config import load_config_file
     from snipjax.data import points
-    from snipjax.data.samples import as_spec, generate_sample
+    from snipjax.data.samples import as_spec, generate_samples
     from snipjax.train import EVAL_SEED_OFFSET
 
     config_file = FINAL_CONFIGS["cpu_1d"][0]
     config = load_config_file(ROOT / config_file)
     spec = as_spec(config.data)
-    samples = [generate_sample(spec, config.seed + EVAL_SEED_OFFSET, i) for i in range(config.eval_size)]
+    samples = generate_samples(spec, config.seed + EVAL_SEED_OFFSET, range(config.eval_size))
     n = len(samples)
     distance = np.full((n, n), np.inf)  # [point set i, formula j]
     for i, s in enumerate(samples):

@@ -1,9 +1,10 @@
 """One training sample as a pure function of (seed, index), and batches of them.
 
 The generator of sample `index` is seeded with (seed, index), so the same index gives the same expression,
-points and tokens on every machine, in every worker process, before and after a resume. Rejected draws are
-retried from that same generator. As in the official code, the input dimension D ~ U{1..Dmax} and the unary
-budget u ~ U{0..4} are drawn once per sample, and retries redraw the tree and the points.
+points and tokens on every machine, in every worker process, before and after a resume, whatever batch it is
+made in. Rejected draws are retried from that same generator. As in the official code, the input dimension
+D ~ U{1..Dmax} and the unary budget u ~ U{0..4} are drawn once per sample, and retries redraw the tree and the
+points.
 """
 
 from __future__ import annotations
@@ -80,32 +81,97 @@ def _sampler(spec: SamplerSpec) -> ExpressionSampler:
     return ExpressionSampler(spec)
 
 
+@dataclasses.dataclass
+class _Draft:
+    """A sample being generated: its stream, its fixed draws and its current attempt."""
+
+    seed: int
+    index: int
+    rng: np.random.Generator
+    draws: Draws
+    dim: int
+    n_unary: int
+    attempts: int = 0
+    expression: Expression | None = None
+    inputs: points_lib.InputDraws | None = None
+
+
 def generate_sample(spec: DataSpec, seed: int, index: int) -> Sample:
+    return generate_samples(spec, seed, [index])[0]
+
+
+def generate_samples(spec: DataSpec, seed: int, indices: Sequence[int]) -> list[Sample]:
+    """Samples `indices`, each exactly as alone. They are drawn in rounds: every unfinished sample draws an
+    expression and its points' random numbers from its own stream, the points of all are computed together,
+    then each is evaluated; the rejected ones go on to the next round."""
+    sampler = _sampler(spec.sampler)
+    drafts = [_start(spec, seed, int(index)) for index in indices]
+    done: list[Sample | None] = [None] * len(drafts)
+    waiting = list(range(len(drafts)))
+    while waiting:
+        for position in waiting:
+            _draw_attempt(spec, sampler, drafts[position])
+        inputs = _inputs_together([drafts[position] for position in waiting], spec.n_points)
+        waiting_next = []
+        for position, x in zip(waiting, inputs):
+            done[position] = _finish(spec, drafts[position], x)
+            if done[position] is None:
+                waiting_next.append(position)
+        waiting = waiting_next
+    return done
+
+
+def _start(spec: DataSpec, seed: int, index: int) -> _Draft:
     rng = np.random.default_rng((seed, index))
     draws = Draws(rng)
-    sampler = _sampler(spec.sampler)
     dim = draws.integer(spec.sampler.min_dim, spec.max_dim + 1)
     n_unary = draws.integer(spec.sampler.min_unary_ops, spec.sampler.max_unary_ops + 1)
-    low, high = sampler.binary_ops_range(dim)
-    for _ in range(MAX_ATTEMPTS):
-        expression = sampler.sample(draws, dim, draws.integer(low, high + 1), n_unary)
-        if expression is None or tokens_lib.sequence_length(expression) > spec.max_len:
-            continue
-        x = points_lib.sample_inputs(draws, dim, spec.n_points, spec.max_centroids)
-        try:
-            y = expression.evaluate(x, strict=True)
-        except FloatingPointError:
-            continue
-        if not points_lib.valid_outputs(y):
-            continue
-        raw_y = y
-        if spec.normalize_y:
-            y = points_lib.normalize_outputs(y)
-        props = None
-        if spec.with_properties:
-            props = properties_lib.properties(x, raw_y if spec.property_y == "raw" else y, rng)
-        return Sample(index=index, dim=dim, expression=expression, x=x, y=y, properties=props)
-    raise RuntimeError(f"no valid expression for sample {index} (seed {seed}) after {MAX_ATTEMPTS} attempts")
+    return _Draft(seed, index, rng, draws, dim, n_unary)
+
+
+def _draw_attempt(spec: DataSpec, sampler: ExpressionSampler, draft: _Draft) -> None:
+    """The next expression that fits `max_len`, and the random numbers of its points."""
+    low, high = sampler.binary_ops_range(draft.dim)
+    while True:
+        draft.attempts += 1
+        if draft.attempts > MAX_ATTEMPTS:
+            raise RuntimeError(f"no valid expression for sample {draft.index} (seed {draft.seed}) after "
+                               f"{MAX_ATTEMPTS} attempts")
+        expression = sampler.sample(draft.draws, draft.dim, draft.draws.integer(low, high + 1), draft.n_unary)
+        if expression is not None and tokens_lib.sequence_length(expression) <= spec.max_len:
+            break
+    draft.expression = expression
+    draft.inputs = points_lib.draw_inputs(draft.draws, draft.dim, spec.n_points, spec.max_centroids)
+
+
+def _inputs_together(drafts: list[_Draft], n_points: int) -> list[np.ndarray]:
+    """Each draft's input points, computed together per input dimension."""
+    by_dim: dict[int, list[int]] = {}
+    for position, draft in enumerate(drafts):
+        by_dim.setdefault(draft.dim, []).append(position)
+    inputs: list[np.ndarray] = [None] * len(drafts)
+    for dim, positions in by_dim.items():
+        group = points_lib.inputs_from_draws([drafts[p].inputs for p in positions], dim, n_points)
+        for position, x in zip(positions, group):
+            inputs[position] = x
+    return inputs
+
+
+def _finish(spec: DataSpec, draft: _Draft, x: np.ndarray) -> Sample | None:
+    """The sample, or None where its outputs reject the attempt."""
+    try:
+        y = draft.expression.evaluate(x, strict=True)
+    except FloatingPointError:
+        return None
+    if not points_lib.valid_outputs(y):
+        return None
+    raw_y = y
+    if spec.normalize_y:
+        y = points_lib.normalize_outputs(y)
+    props = None
+    if spec.with_properties:
+        props = properties_lib.properties(x, raw_y if spec.property_y == "raw" else y, draft.rng)
+    return Sample(index=draft.index, dim=draft.dim, expression=draft.expression, x=x, y=y, properties=props)
 
 
 def batch_of(samples: Sequence[Sample], spec: DataSpec) -> dict[str, np.ndarray]:
@@ -136,4 +202,4 @@ def as_spec(data_config: Any) -> DataSpec:
 def make_batch(data_config: Any, seed: int, indices: Sequence[int]) -> dict[str, np.ndarray]:
     """The batch of samples `indices` (a DataSpec or a `config.data` decides the samples)."""
     spec = as_spec(data_config)
-    return batch_of([generate_sample(spec, seed, int(i)) for i in indices], spec)
+    return batch_of(generate_samples(spec, seed, indices), spec)

@@ -64,15 +64,16 @@ def dot_product_attention(query: Array, key: Array, value: Array, kv_lengths: Ar
     return _attention(*heads_first, kv_lengths.astype(jnp.int32), causal).transpose(0, 2, 1, 3)
 
 
-def _scores(query: Array, key: Array, lengths: Array, causal: bool) -> Array:
-    """[B, H, Tq, Tk] float32 scaled scores, -inf where a key is left out."""
+def _scores(query: Array, key: Array, lengths: Array, causal: bool) -> tuple[Array, Array]:
+    """[B, H, Tq, Tk] float32 scaled scores, very negative where a key is left out, and where keys are kept."""
     scale = query.shape[-1] ** -0.5
     scores = jnp.einsum("bhqd,bhkd->bhqk", query, key, preferred_element_type=jnp.float32) * scale
     key_pos = jnp.arange(key.shape[-2])
     keep = key_pos < lengths[:, None, None, None]
     if causal:
         keep = keep & (key_pos <= jnp.arange(query.shape[-2])[:, None])
-    return jnp.where(keep, scores, -jnp.inf)
+    # A large finite score, as XLA's attention uses: a row with every key left out gets uniform weights, not NaN.
+    return jnp.where(keep, scores, -0.7 * jnp.finfo(jnp.float32).max), keep
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -81,25 +82,27 @@ def _attention(query, key, value, lengths, causal):
 
 
 def _attention_forward(query, key, value, lengths, causal):
-    scores = _scores(query, key, lengths, causal)
+    scores, _ = _scores(query, key, lengths, causal)
     peak = scores.max(-1, keepdims=True)
     unnormalised = jnp.exp(scores - peak)
     total = unnormalised.sum(-1, keepdims=True)
     out = jnp.einsum("bhqk,bhkd->bhqd", (unnormalised / total).astype(value.dtype), value)
-    log_sum_exp = (peak + jnp.log(total))[..., 0]
-    return out, (query, key, value, lengths, out, log_sum_exp)
+    # The log-sum-exp kept in two parts: in a row with every key left out, log(total) would vanish into the peak.
+    return out, (query, key, value, lengths, out, peak, jnp.log(total))
 
 
 def _attention_backward(causal, saved, d_out):
-    query, key, value, lengths, out, log_sum_exp = saved
-    probs = jnp.exp(_scores(query, key, lengths, causal) - log_sum_exp[..., None])
+    query, key, value, lengths, out, peak, log_total = saved
+    scores, keep = _scores(query, key, lengths, causal)
+    probs = jnp.exp(scores - peak - log_total)
     d_value = jnp.einsum("bhqk,bhqd->bhkd", probs.astype(d_out.dtype), d_out)
     d_probs = jnp.einsum("bhqd,bhkd->bhqk", d_out, value, preferred_element_type=jnp.float32)
     row_dot = jnp.einsum("bhqd,bhqd->bhq", d_out, out, preferred_element_type=jnp.float32)
-    d_scores = (probs * (d_probs - row_dot[..., None]) * query.shape[-1] ** -0.5).astype(query.dtype)
-    d_query = jnp.einsum("bhqk,bhkd->bhqd", d_scores, key)
-    d_key = jnp.einsum("bhqk,bhqd->bhkd", d_scores, query)
-    return d_query, d_key, d_value, None
+    # Left-out scores are constants: no gradient flows through them (it would in a row with every key left out).
+    d_scores = jnp.where(keep, probs * (d_probs - row_dot[..., None]) * query.shape[-1] ** -0.5, 0.0)
+    d_query = jnp.einsum("bhqk,bhkd->bhqd", d_scores.astype(key.dtype), key)
+    d_key = jnp.einsum("bhqk,bhqd->bhkd", d_scores.astype(query.dtype), query)
+    return d_query.astype(query.dtype), d_key.astype(key.dtype), d_value.astype(value.dtype), None
 
 
 _attention.defvjp(_attention_forward, _attention_backward)

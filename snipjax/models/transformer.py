@@ -192,7 +192,7 @@ class Transformer(nn.Module):
             return h if keep is None else h * keep
 
         x = zero_padding(x)
-        steps = 0 if cache is not None or length == 1 else row_block_steps(x.shape[0])
+        steps = 0 if cache is not None else row_block_steps(x.shape[0])
         for i in range(spec.n_layers):
             block = TransformerBlock(spec, self.cross_attention, name=f"block_{i}")
             if steps:
