@@ -97,6 +97,7 @@ class _Draft:
 
 
 def generate_sample(spec: DataSpec, seed: int, index: int) -> Sample:
+    """Sample `index` of the stream `seed`."""
     return generate_samples(spec, seed, [index])[0]
 
 
