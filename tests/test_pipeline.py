@@ -55,9 +55,11 @@ def test_missing_dimensions_are_input_padded():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_batches_do_not_depend_on_worker_count(workers):
     with BatchProducer(SPEC_10D, 5, 24, workers=0, start_step=2) as serial:
-        expected = [serial.next() for _ in range(2)]
-    with BatchProducer(SPEC_10D, 5, 24, workers=workers, start_step=2) as parallel:
-        got = [parallel.next() for _ in range(2)]
+        expected = [serial.next() for _ in range(5)]
+    # Requests of 2 (one worker) or 4 steps (two): the five steps cross requests.
+    with BatchProducer(SPEC_10D, 5, 24, workers=workers, start_step=2, samples_per_request=48) as parallel:
+        assert parallel.steps_per_request == 2 * workers
+        got = [parallel.next() for _ in range(5)]
     for (step_a, a), (step_b, b) in zip(expected, got):
         assert step_a == step_b
         for key in a:
@@ -77,7 +79,7 @@ def test_hosts_make_only_their_slice():
 def test_worker_errors_name_the_samples():
     bad_spec = DataSpec(max_dim=1, max_len=3)  # no expression fits: every attempt is rejected
     producer = BatchProducer(bad_spec, 0, 2, workers=1)
-    with pytest.raises(RuntimeError, match="samples 0..1"):
+    with pytest.raises(RuntimeError, match=r"samples 0\.\.511"):  # a request of 256 steps of 2
         producer.next()
     with pytest.raises(RuntimeError, match="closed"):
         producer.next()

@@ -1,7 +1,7 @@
 """Time snipjax and the official PyTorch SNIP code back to back on this machine, so speed claims are ratios.
 
   python results/bench/side_by_side.py --official /work/scratch/official \
-      --official-python /work/scratch/official-venv/bin/python [--seconds 20] [--steps 3] \
+      --official-python /work/scratch/official-venv/bin/python [--seconds 21] [--rounds 3] [--steps 3] \
       [--out results/bench/side_by_side.jsonl]
 
 `--official` is a checkout of deep-symbolic-mathematics/Multimodal-Math-Pretraining, `--official-python` a
@@ -10,7 +10,8 @@ Python with its requirements (torch CPU build, numpy<2, ...). Cases, each run by
 - data, one core, batches of 64: snipjax's BatchProducer with one worker; the official DataLoader
   (num_workers 0, as train.py) plus what Trainer.enc_dec_step does to a batch before the first layer (float
   tokens and equation ids, padded), run by a driver written to a temporary folder. Dmax 1 with min-max y and
-  Dmax 10 with raw y, as the released models.
+  Dmax 10 with raw y, as the released models. The codes take turns (--rounds), each measuring for
+  --seconds / --rounds a turn, so that a drift of the machine's speed falls on both alike.
 - train, batch 64, data generation included: `python -m snipjax.bench train` with one data worker, and the
   official `train.py --cpu True --print_freq 1` (OpenMP threads waiting passively: see PASSIVE_WAIT), whose
   per-step equations/s lines are averaged after the first (warm-up) step. The paper's 1-D model (8 layers, d 512, 16 heads, latent 512) and d 256 / 4 layers /
@@ -29,6 +30,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,7 +180,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of the official SNIP code")
     parser.add_argument("--official-python", required=True, help="Python with the official code's packages")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per data case and code")
+    parser.add_argument("--seconds", type=float, default=21.0, help="measuring time per data case and code")
+    parser.add_argument("--rounds", type=int, default=3, help="data cases: turns of each code, the time split")
     parser.add_argument("--steps", type=int, default=3, help="timed train steps after one warm-up step")
     parser.add_argument("--omp-default-wait", action="store_true",
                         help="leave torch's OpenMP threads busy-waiting (fair only on an otherwise idle machine)")
@@ -191,10 +194,17 @@ def main(argv: list[str]) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for name, spec in DATA_CASES:
-            ours = {"samples_per_s": bench_data(spec, 1, args.seconds, BATCH_SIZE),
+            # Rounds in turn, so that a drift of the machine's speed falls on both codes alike.
+            ours_rounds, their_rounds = [], []
+            for _ in range(args.rounds):
+                ours_rounds.append(bench_data(spec, 1, args.seconds / args.rounds, BATCH_SIZE))
+                their_rounds.append(official_data(official, python, spec.max_dim, spec.normalize_y,
+                                                  args.seconds / args.rounds, Path(scratch)))
+            ours = {"samples_per_s": statistics.fmean(ours_rounds), "rounds": ours_rounds,
                     "command": f"snipjax.bench.bench_data(DataSpec(max_dim={spec.max_dim}, "
                                f"normalize_y={spec.normalize_y}), workers=1, batch_size={BATCH_SIZE})"}
-            theirs = official_data(official, python, spec.max_dim, spec.normalize_y, args.seconds, Path(scratch))
+            theirs = {"samples_per_s": statistics.fmean(r["samples_per_s"] for r in their_rounds),
+                      "rounds": [r["samples_per_s"] for r in their_rounds], "command": their_rounds[0]["command"]}
             rows.append(case(f"data {name}", ours, theirs))
             print(json.dumps(rows[-1]), flush=True)
         for name, (ours_flags, official_flags) in TRAIN_CASES.items():

@@ -46,6 +46,9 @@ NUMPY_OPERATORS = {
     "pow2": np.square, "pow3": lambda a: a * a * a,
 }
 assert NUMPY_OPERATORS.keys() == OPERATOR_ARITY.keys()
+# Under np.errstate(all="raise") a domain error raises by itself, so strict evaluation needs no NaN masks (a NaN
+# could only have rejected the expression too: no operator here turns NaN into a number).
+_STRICT_OPERATORS = {**NUMPY_OPERATORS, "div": np.divide, "inv": np.reciprocal, "log": np.log, "sqrt": np.sqrt}
 
 UNARY_OPERATORS = tuple(op for op, arity in OPERATOR_ARITY.items() if arity == 1)
 BINARY_OPERATORS = tuple(op for op, arity in OPERATOR_ARITY.items() if arity == 2)
@@ -134,22 +137,29 @@ class Expression:
         """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] < self.input_dim:
-            raise ValueError(f"expression uses x_0..x_{self.input_dim - 1} but x has shape {x.shape}")
-        stack = []
+            raise ValueError(f"expression uses x_{self.input_dim - 1} but x has shape {x.shape}")
         with np.errstate(all="raise" if strict else "ignore"):
-            for token in reversed(self.prefix):
-                if type(token) is float:
-                    stack.append(token)
-                elif token[0] == "x":
-                    stack.append(x[:, int(token[2:])])
-                elif OPERATOR_ARITY[token] == 1:
-                    stack.append(NUMPY_OPERATORS[token](stack.pop()))
-                else:
-                    first = stack.pop()
-                    stack.append(NUMPY_OPERATORS[token](first, stack.pop()))
+            return self.values(x, strict)
+
+    def values(self, x: np.ndarray, strict: bool = False) -> np.ndarray:
+        """`evaluate` without its checks, under the caller's `np.errstate` (all="raise" where strict): x is
+        float64 [N, D >= input_dim]. The generator evaluates a round of samples under one errstate: setting it
+        costs more than a node."""
+        operators = _STRICT_OPERATORS if strict else NUMPY_OPERATORS
+        stack = []
+        for token in reversed(self.prefix):
+            if type(token) is float:
+                stack.append(token)
+            elif token[0] == "x":
+                stack.append(x[:, int(token[2:])])
+            elif OPERATOR_ARITY[token] == 1:
+                stack.append(operators[token](stack.pop()))
+            else:
+                first = stack.pop()
+                stack.append(operators[token](first, stack.pop()))
         result = stack[0]
-        if np.ndim(result) == 0:
-            return np.full(x.shape[0], result, dtype=np.float64)
+        if isinstance(result, float):  # a constant expression (numpy scalars are floats too)
+            return np.full(x.shape[0], result)
         return result if result.base is None else result.copy()  # a bare variable is a view of x
 
     def infix(self) -> str:

@@ -11,6 +11,7 @@ whole tree is scaled if nothing else changed, and an additive constant is put at
 from __future__ import annotations
 
 import dataclasses
+import bisect
 import functools
 import itertools
 
@@ -77,11 +78,19 @@ class ExpressionSampler:
         self.unary_cumulative = np.cumsum(spec.weights(self.unaries)).tolist()
         self.binary_cumulative = np.cumsum(spec.weights(self.binaries)).tolist()
         self.counts = _tree_counts(spec.max_tree_ops)
+        # positions[n_ops][n_empty]: cumulative probabilities of skipping i empty nodes before placing the next
+        # operator, for every state the tree-count table serves.
+        self.positions = [[self._position_cumulative(n_ops, n_empty) for n_empty in range(len(self.counts[n_ops]))]
+                          for n_ops in range(len(self.counts))]
+        self.variables = tuple(f"x_{i}" for i in range(spec.max_dim))
+        self._unary_set = frozenset(self.unaries)
+        self._kind = {**{op: "binary" for op in self.binaries}, **{op: "sum" for op in _SUMS},
+                      **{op: "unary" for op in self.unaries}}
 
-    @functools.lru_cache(maxsize=None)
     def _position_cumulative(self, n_ops: int, n_empty: int) -> list[float]:
-        """Cumulative probabilities of skipping i empty nodes before placing the next operator."""
         total = self.counts[n_ops][n_empty]
+        if n_ops == 0 or total == 0:
+            return []
         return list(itertools.accumulate(self.counts[n_ops - 1][n_empty - i + 1] / total for i in range(n_empty)))
 
     def binary_ops_range(self, dim: int) -> tuple[int, int]:
@@ -103,65 +112,82 @@ class ExpressionSampler:
         empty = [root]
         next_empty, n_empty = 0, 1
         while n_ops > 0:
-            skip = draws.weighted(range(n_empty), self._position_cumulative(n_ops, n_empty))
+            cumulative = self.positions[n_ops][n_empty]
+            skip = min(bisect.bisect_right(cumulative, draws.uniform() * cumulative[-1]), n_empty - 1)
             next_empty += skip
             node = empty[next_empty]
             node[0] = draws.weighted(self.binaries, self.binary_cumulative)
             children = [[None], [None]]
-            node.extend(children)
-            empty.extend(children)
+            node += children
+            empty += children
             next_empty += 1
             n_empty += 1 - skip
             n_ops -= 1
         leaves = [node for node in empty if node[0] is None]
         draws.shuffle(leaves)
+        variables = self.variables
         for i, leaf in enumerate(leaves):
-            leaf[0] = f"x_{i if i < dim else draws.integer(0, dim)}"
+            leaf[0] = variables[i if i < dim else draws.integer(0, dim)]
         return root
 
     def _with_unaries(self, draws: Draws, tree: list, n_unary: int) -> list:
-        prefix, _ = self._insert_unaries(draws, tree)
-        positions = [i for i, token in enumerate(prefix) if token in self.unaries]
+        prefix: list = []
+        self._insert_unaries(draws, tree, prefix)
+        positions = [i for i, token in enumerate(prefix) if token in self._unary_set]
         draws.shuffle(positions)
-        doomed = set(positions[: max(0, len(positions) - n_unary)])
-        return [token for i, token in enumerate(prefix) if i not in doomed]
+        for i in positions[: max(0, len(positions) - n_unary)]:
+            prefix[i] = None
+        return [token for token in prefix if token is not None]
 
-    def _insert_unaries(self, draws: Draws, node: list) -> tuple[list, int]:
-        """Prefix of `node` with unaries above its small children, and the node count of the bare subtree."""
-        prefix, size = [node[0]], 1
+    def _insert_unaries(self, draws: Draws, node: list, prefix: list) -> int:
+        """Appends the prefix of `node` with unaries above its small children (None where a child got none);
+        returns the node count of the bare subtree."""
+        prefix.append(node[0])
+        size = 1
         for child in node[1:]:
-            child_prefix, child_size = self._insert_unaries(draws, child)
+            slot = len(prefix)
+            prefix.append(None)  # the child's unary, drawn after the child's own draws
+            child_size = self._insert_unaries(draws, child, prefix)
             if child_size < self.spec.max_unary_depth:
-                prefix.append(draws.weighted(self.unaries, self.unary_cumulative))
-            prefix += child_prefix
+                prefix[slot] = draws.weighted(self.unaries, self.unary_cumulative)
             size += child_size
-        return prefix, size
+        return size
 
     def _with_constants(self, draws: Draws, prefix: list) -> list:
-        scaled, _ = self._prefactors(draws, prefix, 0)
+        scaled: list = []
+        self._prefactors(draws, prefix, 0, scaled)
         if len(scaled) == len(prefix):
             scaled = ["mul", draws.constant()] + scaled
         return ["add", draws.constant()] + scaled
 
-    def _prefactors(self, draws: Draws, prefix: list, i: int) -> tuple[list, int]:
-        """The subtree starting at prefix[i] with its constants; returns it and the index after it."""
+    def _prefactors(self, draws: Draws, prefix: list, i: int, out: list) -> int:
+        """Appends the subtree starting at prefix[i] with its constants to `out`; returns the index after it."""
         token = prefix[i]
-        if token in _SUMS:
-            out, j = [token], i + 1
+        kind = self._kind.get(token)
+        if kind == "sum":
+            out.append(token)
+            j = i + 1
             for _ in range(2):
-                child_is_sum = prefix[j] in _SUMS
-                child, j = self._prefactors(draws, prefix, j)
-                out += child if child_is_sum else ["mul", draws.constant()] + child
-            return out, j
-        if token in self.unaries:
-            child_is_sum = prefix[i + 1] in _SUMS
-            child, j = self._prefactors(draws, prefix, i + 1)
-            if child_is_sum:
-                return [token] + child, j
-            return [token, "add", draws.constant(), "mul", draws.constant()] + child, j
-        if token in self.binaries:
-            left, j = self._prefactors(draws, prefix, i + 1)
-            right, j = self._prefactors(draws, prefix, j)
-            return [token] + left + right, j
-        return [token], i + 1
-
+                if prefix[j] in _SUMS:
+                    j = self._prefactors(draws, prefix, j, out)
+                else:
+                    start = len(out)
+                    out += ("mul", None)  # the child's scale, drawn after the child's own constants
+                    j = self._prefactors(draws, prefix, j, out)
+                    out[start + 1] = draws.constant()
+            return j
+        if kind == "unary":
+            out.append(token)
+            if prefix[i + 1] in _SUMS:
+                return self._prefactors(draws, prefix, i + 1, out)
+            start = len(out)
+            out += ("add", None, "mul", None)  # drawn after the child's constants: shift, then scale
+            j = self._prefactors(draws, prefix, i + 1, out)
+            out[start + 1] = draws.constant()
+            out[start + 3] = draws.constant()
+            return j
+        if kind == "binary":
+            out.append(token)
+            return self._prefactors(draws, prefix, self._prefactors(draws, prefix, i + 1, out), out)
+        out.append(token)
+        return i + 1

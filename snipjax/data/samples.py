@@ -112,10 +112,12 @@ def generate_samples(spec: DataSpec, seed: int, indices: Sequence[int]) -> list[
     while waiting:
         for position in waiting:
             _draw_attempt(spec, sampler, drafts[position])
-        inputs = _inputs_together([drafts[position] for position in waiting], spec.n_points)
+        inputs = points_lib.inputs_from_draws([drafts[position].inputs for position in waiting], spec.n_points)
+        with np.errstate(all="raise"):  # one errstate for the round: setting it costs more than a node
+            outputs = [_outputs(drafts[position].expression, x) for position, x in zip(waiting, inputs)]
         waiting_next = []
-        for position, x in zip(waiting, inputs):
-            done[position] = _finish(spec, drafts[position], x)
+        for position, x, y in zip(waiting, inputs, outputs):
+            done[position] = None if y is None else _finish(spec, drafts[position], x, y)
             if done[position] is None:
                 waiting_next.append(position)
         waiting = waiting_next
@@ -123,11 +125,19 @@ def generate_samples(spec: DataSpec, seed: int, indices: Sequence[int]) -> list[
 
 
 def _start(spec: DataSpec, seed: int, index: int) -> _Draft:
-    rng = np.random.default_rng((seed, index))
+    rng = np.random.default_rng(_entropy(seed, index))
     draws = Draws(rng)
     dim = draws.integer(spec.sampler.min_dim, spec.max_dim + 1)
     n_unary = draws.integer(spec.sampler.min_unary_ops, spec.sampler.max_unary_ops + 1)
     return _Draft(seed, index, rng, draws, dim, n_unary)
+
+
+def _entropy(seed: int, index: int):
+    """The seed of sample `index`: (seed, index), given as the 32-bit words SeedSequence makes of it where both
+    fit in one word (the same stream, a third cheaper to set up than from the tuple)."""
+    if 0 <= seed < 2**32 and 0 <= index < 2**32:
+        return np.array([seed, index], dtype=np.uint32)
+    return (seed, index)
 
 
 def _draw_attempt(spec: DataSpec, sampler: ExpressionSampler, draft: _Draft) -> None:
@@ -145,25 +155,17 @@ def _draw_attempt(spec: DataSpec, sampler: ExpressionSampler, draft: _Draft) -> 
     draft.inputs = points_lib.draw_inputs(draft.draws, draft.dim, spec.n_points, spec.max_centroids)
 
 
-def _inputs_together(drafts: list[_Draft], n_points: int) -> list[np.ndarray]:
-    """Each draft's input points, computed together per input dimension."""
-    by_dim: dict[int, list[int]] = {}
-    for position, draft in enumerate(drafts):
-        by_dim.setdefault(draft.dim, []).append(position)
-    inputs: list[np.ndarray] = [None] * len(drafts)
-    for dim, positions in by_dim.items():
-        group = points_lib.inputs_from_draws([drafts[p].inputs for p in positions], dim, n_points)
-        for position, x in zip(positions, group):
-            inputs[position] = x
-    return inputs
-
-
-def _finish(spec: DataSpec, draft: _Draft, x: np.ndarray) -> Sample | None:
-    """The sample, or None where its outputs reject the attempt."""
+def _outputs(expression: Expression, x: np.ndarray) -> np.ndarray | None:
+    """The expression at x, or None where any overflow or invalid operation on the way rejects it (the
+    official generator runs under `np.seterr(all="raise")`); called under `np.errstate(all="raise")`."""
     try:
-        y = draft.expression.evaluate(x, strict=True)
+        return expression.values(x, strict=True)
     except FloatingPointError:
         return None
+
+
+def _finish(spec: DataSpec, draft: _Draft, x: np.ndarray, y: np.ndarray) -> Sample | None:
+    """The sample, or None where its outputs reject the attempt."""
     if not points_lib.valid_outputs(y):
         return None
     raw_y = y

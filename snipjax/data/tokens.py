@@ -32,8 +32,6 @@ def _checked_points(x, y, max_dim: int, n: int | None) -> tuple[np.ndarray, np.n
         raise ValueError(f"x has {x.shape[1]} input dimensions but the model was trained for at most {max_dim}")
     if n is not None and len(y) != n:
         raise ValueError(f"all point sets of a batch need the same number of points: {len(y)} vs {n}")
-    floats.check_finite(x, "x values")
-    floats.check_finite(y, "y values")
     return x, y
 
 
@@ -41,15 +39,24 @@ def encode_point_sets(xs: Sequence, ys: Sequence, max_dim: int) -> np.ndarray:
     """int32 [B, N, 3 * (max_dim + 1)] for B point sets of N points each, tokenized in one vectorized pass."""
     n = len(ys[0])
     values = np.zeros((len(ys), n, max_dim + 1))
-    dims = []
+    dims = np.empty(len(ys), dtype=np.int64)
     for row, (x, y) in enumerate(zip(xs, ys)):
         x, y = _checked_points(x, y, max_dim, n)
         values[row, :, : x.shape[1]] = x
         values[row, :, max_dim] = y
-        dims.append(x.shape[1])
-    ids = floats.encode(values)
-    for row, dim in enumerate(dims):
-        ids[row, :, dim:max_dim] = get_vocab(max_dim).input_pad_id
+        dims[row] = x.shape[1]
+    if not np.isfinite(values).all():  # one pass for the batch; the message names the set, point and column
+        floats.check_finite(values[..., :max_dim], "x values")
+        floats.check_finite(values[..., max_dim], "y values")
+    present = np.arange(max_dim + 1) < dims[:, None]  # [B, max_dim + 1]: the set's inputs, and y
+    present[:, max_dim] = True
+    if present.all():
+        ids = floats.encode(values)
+    else:  # only values that are there are encoded: at Dmax 10 about half the columns are padding
+        ids = np.full(values.shape + (3,), get_vocab(max_dim).input_pad_id, dtype=np.int32)
+        where = np.ascontiguousarray(np.broadcast_to(present[:, None, :], values.shape))
+        # A value's three ids as one 12-byte item: a masked write of items is ~20x faster than of [3] rows.
+        ids.view("V12")[..., 0][where] = floats.encode(values[where]).view("V12")[:, 0]
     return ids.reshape(len(ys), n, point_width(max_dim))
 
 
