@@ -56,6 +56,19 @@ def test_domain_rules_give_nan():
     assert np.isnan(Expression(("div", 1.0, "x_0")).evaluate(x)).tolist() == [False, True, False]
 
 
+@pytest.mark.parametrize("prefix", [("sqrt", "x_0"), ("log", "x_0"), ("inv", "x_0"), ("div", 1.0, "x_0"),
+                                    ("exp", "mul", 1000.0, "x_0")])
+def test_strict_values_raise_where_evaluate_gives_nan_or_overflows(prefix):
+    """The generator's strict evaluation (no NaN masks, under errstate 'raise') rejects exactly what the masked
+    evaluation marks, and gives the same numbers elsewhere."""
+    expression, bad, good = Expression(prefix), np.array([[-1.0], [0.0], [4.0]]), np.array([[0.25], [0.5], [0.7]])
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        expression.values(bad, strict=True)
+    assert not np.isfinite(expression.evaluate(bad)).all()
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(expression.values(good, strict=True), expression.evaluate(good))
+
+
 def test_labels_round_trip_and_infix():
     expression = Expression(("add", 1.5, "mul", -0.25, "sin", "x_0"))
     assert expression.labels() == ["add", "1.5", "mul", "-0.25", "sin", "x_0"]

@@ -1,11 +1,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from snipjax.data import BatchProducer, DataSpec, generate_sample, make_batch, tokens
+from snipjax.data import BatchProducer, DataSpec, floats, generate_sample, make_batch, tokens
 from snipjax.data.samples import generate_samples
 from snipjax.data.vocab import get_vocab
 
@@ -96,6 +97,42 @@ def test_point_tokens_check_input():
         tokens.encode_point_sets([np.ones((4, 1)), np.ones((4, 2))], [np.ones(4), np.ones(4)], 1)
     with pytest.raises(ValueError, match="same number of points"):
         tokens.encode_point_sets([np.ones((4, 1)), np.ones((3, 1))], [np.ones(4), np.ones(3)], 1)
+
+
+def test_the_sample_stream_is_unchanged():
+    """The first samples of seed 5 as an earlier version of the generator made them (fixtures/README.md)."""
+    pinned = json.loads((Path(__file__).parent / "fixtures" / "sample_stream.json").read_text())
+    for max_dim in (1, 10):
+        spec = DataSpec(max_dim=max_dim, with_properties=max_dim == 1)
+        made = generate_samples(spec, pinned["seed"], range(pinned["count"]))
+        for sample, expected in zip(made, pinned[f"dmax{max_dim}"], strict=True):
+            assert (sample.dim, sample.expression.labels()) == (expected["dim"], expected["labels"])
+            head = len(expected["y_head"])
+            # Rotations (Dmax > 1) go through BLAS, whose last bit may differ between machines.
+            np.testing.assert_allclose(sample.x[:head], expected["x_head"], rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(sample.y[:head], expected["y_head"], rtol=1e-12, atol=1e-14)
+            if max_dim == 1:
+                assert sample.properties == pytest.approx(expected["properties"], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed, index", [(0, 0), (0, 1), (7, 2**32 - 1), (2**32 - 1, 5), (3, 2**32), (2**40, 1)])
+def test_sample_seeds_are_the_seed_index_pair(seed, index):
+    from snipjax.data.samples import _entropy
+
+    expected = np.random.default_rng((seed, index)).random(4)
+    np.testing.assert_array_equal(np.random.default_rng(_entropy(seed, index)).random(4), expected)
+
+
+def test_point_tokens_of_mixed_dimensions_are_each_values_tokens():
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(7, dim)) * 10.0 ** rng.integers(-5, 5, size=(7, dim)) for dim in (1, 3, 2)]
+    ys = [rng.normal(size=7) for _ in xs]
+    ids = tokens.encode_point_sets(xs, ys, 3).reshape(3, 7, 4, 3)
+    for row, (x, y) in enumerate(zip(xs, ys)):
+        dim = x.shape[1]
+        np.testing.assert_array_equal(ids[row, :, :dim], floats.encode(x))
+        np.testing.assert_array_equal(ids[row, :, 3], floats.encode(y))
+        assert (ids[row, :, dim:3] == get_vocab(3).input_pad_id).all()
 
 
 def test_cli_writes_jsonl_with_the_documented_fields(tmp_path):

@@ -73,8 +73,10 @@ def side_by_side_lines() -> list[str]:
     m = rows[0]["machine"]
     lines = ["", f"## Against the official code, side by side ({m['date']})", "",
              "`python results/bench/side_by_side.py --official CHECKOUT --official-python PYTHON`: each case run by "
-             "both codes back to back on one machine (data: one core, batches of 64; train: batch 64, data "
-             f"generation included); {m['processor']}, {m['cpu_count']} cores, JAX {m['jax']}, torch {m['torch']}, "
+             "both codes back to back on one machine (data: one core, batches of 64, "
+             f"{len(rows[0]['snipjax'].get('rounds', [0]))} alternating turns of each code; train: batch 64, data "
+             "generation included); "
+             f"{m['processor']}, {m['cpu_count']} cores, JAX {m['jax']}, torch {m['torch']}, "
              f"official commit {str(m['official_commit'])[:7]}. The 1-minute load average is recorded with each "
              "case: other jobs slow both codes, not necessarily equally.", "",
              "| case | snipjax samples/s | official samples/s | ratio | load average |", "|---|---|---|---|---|"]
