@@ -14,8 +14,8 @@ Python with its requirements (torch CPU build, numpy<2, ...). Cases, each run by
   --seconds / --rounds a turn, so that a drift of the machine's speed falls on both alike.
 - train, batch 64, data generation included: `python -m snipjax.bench train` with one data worker, and the
   official `train.py --cpu True --print_freq 1` (OpenMP threads waiting passively: see PASSIVE_WAIT), whose
-  per-step equations/s lines are averaged after the first (warm-up) step. The paper's 1-D model (8 layers, d 512, 16 heads, latent 512) and d 256 / 4 layers /
-  8 heads / latent 256.
+  per-step equations/s lines are averaged after the first (warm-up) step. The paper's 1-D model (8 layers,
+  d 512, 16 heads, latent 512) and d 256 / 4 layers / 8 heads / latent 256.
 
 Prints one JSON line per case (both samples/s and the ratio snipjax/official) and writes them to --out with
 the machine, the versions and the date.

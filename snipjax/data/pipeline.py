@@ -23,18 +23,12 @@ def concat_batches(parts: list[dict]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
-# glibc's allocator (ignored elsewhere) in the workers: keep freed memory instead of handing it back. A round of
-# samples makes temporaries of a megabyte or more; by default each would be mapped afresh and page-faulted in,
-# which cost more than the arithmetic (a fifth of the time at Dmax 10).
-WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
-
-
 class _Worker:
     """One `python -m snipjax.data.worker` process; requests are answered in order."""
 
     def __init__(self):
-        env = {**WORKER_MALLOC, **os.environ,  # a setting of the user's own wins
-               "PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_package_root(),
+                                                                        os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "snipjax.data.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=env)

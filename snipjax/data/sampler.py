@@ -10,8 +10,8 @@ whole tree is scaled if nothing else changed, and an additive constant is put at
 
 from __future__ import annotations
 
-import dataclasses
 import bisect
+import dataclasses
 import functools
 import itertools
 
@@ -88,6 +88,7 @@ class ExpressionSampler:
                       **{op: "unary" for op in self.unaries}}
 
     def _position_cumulative(self, n_ops: int, n_empty: int) -> list[float]:
+        """Cumulative probabilities of skipping i empty nodes before placing the next operator."""
         total = self.counts[n_ops][n_empty]
         if n_ops == 0 or total == 0:
             return []
