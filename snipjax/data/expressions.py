@@ -137,7 +137,7 @@ class Expression:
         """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] < self.input_dim:
-            raise ValueError(f"expression uses x_{self.input_dim - 1} but x has shape {x.shape}")
+            raise ValueError(f"expression uses x_0..x_{self.input_dim - 1} but x has shape {x.shape}")
         with np.errstate(all="raise" if strict else "ignore"):
             return self.values(x, strict)
 
