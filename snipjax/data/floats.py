@@ -110,6 +110,11 @@ def encode(values) -> np.ndarray:
     """Float-vocabulary ids of shape values.shape + (3,): sign, mantissa, exponent."""
     values = np.asarray(values, dtype=np.float64)
     check_finite(values)
+    return encode_finite(values)
+
+
+def encode_finite(values: np.ndarray) -> np.ndarray:
+    """`encode` of float64 values the caller has checked to be finite."""
     flat = values.reshape(-1)
     out = np.empty((flat.size, 3), dtype=np.int32)
     # Cache-sized chunks: large temporaries would spend more time in page faults than in arithmetic.

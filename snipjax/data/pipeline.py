@@ -87,7 +87,7 @@ class BatchProducer:
         self._workers = [_Worker() for _ in range(min(workers, self.local_batch_size))]
         self.steps_per_request = max(1, -(-samples_per_request * len(self._workers) // self.local_batch_size))
         self._closed = False
-        self._pending: collections.deque = collections.deque()  # per request: [step][worker] index shares
+        self._pending: collections.deque = collections.deque()  # ([step][worker] shares, [worker] indices)
         self._ready: collections.deque = collections.deque()  # batches of collected steps, in order
         self._next_submit = start_step
 
@@ -100,15 +100,15 @@ class BatchProducer:
         """Each worker gets its share of steps first_step .. first_step + steps_per_request - 1 in one request."""
         shares = [np.array_split(self.indices(step), len(self._workers))
                   for step in range(first_step, first_step + self.steps_per_request)]
-        for w, worker in enumerate(self._workers):
-            worker.submit(self.spec, self.seed, np.concatenate([share[w] for share in shares]))
-        self._pending.append(shares)
+        requests = [np.concatenate([share[w] for share in shares]) for w in range(len(self._workers))]
+        for worker, request in zip(self._workers, requests):
+            worker.submit(self.spec, self.seed, request)
+        self._pending.append((shares, requests))
 
     def _collect(self) -> None:
         """The oldest request's replies, cut back into one batch per step."""
-        shares = self._pending.popleft()
-        replies = [worker.result(np.concatenate([share[w] for share in shares]))
-                   for w, worker in enumerate(self._workers)]
+        shares, requests = self._pending.popleft()
+        replies = [worker.result(request) for worker, request in zip(self._workers, requests)]
         offsets = [0] * len(self._workers)
         for share in shares:
             parts = []

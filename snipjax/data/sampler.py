@@ -83,7 +83,6 @@ class ExpressionSampler:
         self.positions = [[self._position_cumulative(n_ops, n_empty) for n_empty in range(len(self.counts[n_ops]))]
                           for n_ops in range(len(self.counts))]
         self.variables = tuple(f"x_{i}" for i in range(spec.max_dim))
-        self._unary_set = frozenset(self.unaries)
         self._kind = {**{op: "binary" for op in self.binaries}, **{op: "sum" for op in _SUMS},
                       **{op: "unary" for op in self.unaries}}
 
@@ -134,7 +133,7 @@ class ExpressionSampler:
     def _with_unaries(self, draws: Draws, tree: list, n_unary: int) -> list:
         prefix: list = []
         self._insert_unaries(draws, tree, prefix)
-        positions = [i for i, token in enumerate(prefix) if token in self._unary_set]
+        positions = [i for i, token in enumerate(prefix) if self._kind.get(token) == "unary"]
         draws.shuffle(positions)
         for i in positions[: max(0, len(positions) - n_unary)]:
             prefix[i] = None

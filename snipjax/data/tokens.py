@@ -51,12 +51,12 @@ def encode_point_sets(xs: Sequence, ys: Sequence, max_dim: int) -> np.ndarray:
     present = np.arange(max_dim + 1) < dims[:, None]  # [B, max_dim + 1]: the set's inputs, and y
     present[:, max_dim] = True
     if present.all():
-        ids = floats.encode(values)
+        ids = floats.encode_finite(values)
     else:  # only values that are there are encoded: at Dmax 10 about half the columns are padding
         ids = np.full(values.shape + (3,), get_vocab(max_dim).input_pad_id, dtype=np.int32)
         where = np.ascontiguousarray(np.broadcast_to(present[:, None, :], values.shape))
         # A value's three ids as one 12-byte item: a masked write of items is ~20x faster than of [3] rows.
-        ids.view("V12")[..., 0][where] = floats.encode(values[where]).view("V12")[:, 0]
+        ids.view("V12")[..., 0][where] = floats.encode_finite(values[where]).view("V12")[:, 0]
     return ids.reshape(len(ys), n, point_width(max_dim))
 
 
