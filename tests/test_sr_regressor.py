@@ -205,3 +205,45 @@ def test_formulas_over_inputs_the_data_lacks_are_dropped(tiny_checkpoint):
     model = SNIPRegressor(checkpoint=tiny_checkpoint, n_samples=16, temperature=1.0).fit(X[:, :1], y)
     assert all(e.expression.input_dim <= 1 for e in model.equations_)  # the model also writes x_1
     assert model.score(X[:, :1], y) > 0.9999
+
+
+def test_verbose_prints_one_line_per_latent_search_iteration(tiny_checkpoint, capsys):
+    X, _ = linear_data()
+    hard = np.sin(3 * X[:, 0] * X[:, 1]) + X[:, 1] ** 3
+    model = SNIPRegressor(checkpoint=tiny_checkpoint, refit_iterations=10, temperature=1.0, lso_iterations=3,
+                          verbose=True).fit(X, hard)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[SNIPRegressor] gwo ")]
+    assert model.n_iter_ == 3 and [line.split()[2] for line in lines] == ["1/3:", "2/3:", "3/3:"]
+    for line in lines:
+        assert "best fit R² " in line and line.endswith(" s)")
+    # The last line names the best formula of the whole fit, with its R².
+    assert f"best fit R² {model.equations_[0].r2:.4f}: {model.expression_} (" in lines[-1]
+
+
+def test_the_time_limit_stops_the_search_before_an_iteration_that_would_pass_it(tiny_checkpoint, monkeypatch):
+    import time
+
+    X, _ = linear_data()
+    hard = np.sin(3 * X[:, 0] * X[:, 1]) + X[:, 1] ** 3
+    clock, offset = time.perf_counter, [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock() + offset[0])
+    score = regressor._Search.score
+
+    def slow_score(self, z, step):  # each round of scoring takes 100 s on the fit's clock
+        result = score(self, z, step)
+        offset[0] += 100.0
+        return result
+
+    monkeypatch.setattr(regressor._Search, "score", slow_score)
+    model = SNIPRegressor(checkpoint=tiny_checkpoint, refit_iterations=10, temperature=1.0, lso_iterations=5,
+                          time_limit=350.0).fit(X, hard)
+    # Direct decoding ends at 100 s, the initial population at 200 s, iteration 1 at 300 s; iteration 2 would
+    # end at 400 s, past the limit, so it does not start.
+    assert model.n_iter_ == 1 and 300 <= model.timings_["total"] <= 350
+    assert SNIPRegressor(checkpoint=tiny_checkpoint, refit_iterations=10, temperature=1.0, lso_iterations=5,
+                         time_limit=50.0).fit(X, hard).n_iter_ == 0
+
+
+def test_refit_method_is_checked(tiny_checkpoint):
+    with pytest.raises(ValueError, match="refit_method must be one of"):
+        SNIPRegressor(checkpoint=tiny_checkpoint, refit_method="bfgs").fit(*linear_data())

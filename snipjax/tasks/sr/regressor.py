@@ -114,9 +114,12 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
 
     Parameters: `decoding` 'sample' (the official: `n_samples` per latent at `temperature`) or 'beam'
     (`beam_size` beams); `max_len` caps decoded sequences (None: the model's); `max_fit_points` rows
-    refit the constants in at most `refit_iterations` L-BFGS steps or `refit_time_limit` seconds;
+    refit the constants in at most `refit_iterations` steps of `refit_method` ('lm': Levenberg–Marquardt,
+    'lbfgs': L-BFGS) or `refit_time_limit` seconds; `time_limit` bounds the seconds of `fit` (the latent
+    search stops before an iteration that would end past it; the first fit of a model also compiles);
     `feature_selection` keeps the model's Dmax features most correlated with y (as E2E does) instead of
-    refusing wider X; `random_state` seeds the subset and the sampling; `verbose` prints progress.
+    refusing wider X; `random_state` seeds the subset and the sampling; `verbose` prints progress, one line
+    per latent search iteration (best fit R², its formula, seconds so far).
 
     `optimizer` adds latent space optimization after direct decoding unless that already beat `lso_stop_r2`:
     'gwo' (the paper's Grey Wolf Optimizer, the default: it solved the most problems in results/sr/), 'es' (an
@@ -135,8 +138,9 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, checkpoint: str | None = None, *, decoding: str = "sample", n_samples: int = 2,
                  temperature: float = 0.1, beam_size: int = 10, max_len: int | None = None,
                  max_fit_points: int = 1024, refit_iterations: int = 100, refit_time_limit: float | None = None,
-                 feature_selection: bool = False, optimizer: str | None = "gwo", lso_iterations: int = 80,
-                 lso_stop_r2: float = 0.99, random_state: int = 0, verbose: bool = False):
+                 refit_method: str = "lm", time_limit: float | None = None, feature_selection: bool = False,
+                 optimizer: str | None = "gwo", lso_iterations: int = 80, lso_stop_r2: float = 0.99,
+                 random_state: int = 0, verbose: bool = False):
         self.checkpoint = checkpoint
         self.decoding = decoding
         self.n_samples = n_samples
@@ -146,6 +150,8 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
         self.max_fit_points = max_fit_points
         self.refit_iterations = refit_iterations
         self.refit_time_limit = refit_time_limit
+        self.refit_method = refit_method
+        self.time_limit = time_limit
         self.feature_selection = feature_selection
         self.optimizer = optimizer
         self.lso_iterations = lso_iterations
@@ -182,6 +188,7 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Find a formula for y as a function of the columns of X [n_samples, n_features]."""
+        start = time.perf_counter()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         if len(y) < MIN_POINTS:
             raise ValueError(f"SNIPRegressor needs at least {MIN_POINTS} points, got n_samples = {len(y)}")
@@ -189,16 +196,17 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"y is constant ({y[0]!r}): there is no function of X to find")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.refit_method not in constants.METHODS:
+            raise ValueError(f"refit_method must be one of {constants.METHODS}, got {self.refit_method!r}")
         config, params = self._model()
         self.features_ = self._select_features(X, y, config.data.max_dim)
-        session = _Search(self, config, params, X[:, self.features_], y)
+        session = _Search(self, config, params, X[:, self.features_], y, start=start)
         rng = np.random.default_rng(self.random_state)
         n_points = config.data.n_points
         rows = np.sort(rng.choice(len(y), n_points, replace=False)) if len(y) > n_points else np.arange(len(y))
         z = session.encode([rows])
         best = float(session.score(z, 0)[0])
-        self._log(f"direct decoding: {len(session.scored)} candidates, best fit R² {best:.4f} "
-                  f"({session.elapsed():.2f} s)")
+        self._log(f"direct decoding: {len(session.scored)} candidates, {session.progress()}")
         self.n_iter_ = 0
         if self.optimizer is not None and best <= self.lso_stop_r2:
             self.n_iter_ = session.optimize(z[0], rng)
@@ -256,13 +264,17 @@ class _Search:
 
     POPULATION = {"subsets": 15, "noisy": 10, "perturbed": 24}  # with the latent itself: 50
 
-    def __init__(self, regressor: SNIPRegressor, config, params, x: np.ndarray, y: np.ndarray):
+    def __init__(self, regressor: SNIPRegressor, config, params, x: np.ndarray, y: np.ndarray,
+                 start: float | None = None):
         self.regressor, self.config, self.params, self.x, self.y = regressor, config, params, x, y
         self.mean = x.mean(0)
         self.scale = np.where(x.std(0) > 0, x.std(0), 1.0)
         self.scored: dict[Expression, tuple[float, float]] = {}  # fit R², seconds into the fit
         self.skeletons: set[tuple] = set()
-        self.start = time.perf_counter()
+        self.best: tuple[float, Expression | None] = (-np.inf, None)  # fit R² and formula
+        self.start = time.perf_counter() if start is None else start
+        # The refit kernel for the device it runs on: one formula at a time on a CPU, all at once elsewhere.
+        self.vectorize = constants.vectorize_for(jax.devices()[0].platform)
         self.seconds = dict.fromkeys(("encode", "decode", "refit", "score"), 0.0)
 
     def timed(self, phase: str, function, *args, **kwargs):
@@ -274,6 +286,15 @@ class _Search:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def remaining(self) -> float:
+        """Seconds left of the regressor's time limit (infinite without one)."""
+        limit = self.regressor.time_limit
+        return np.inf if limit is None else limit - self.elapsed()
+
+    def progress(self) -> str:
+        r2, expression = self.best
+        return f"best fit R² {r2:.4f}: {expression} ({self.elapsed():.1f} s)"
 
     def encode(self, subsets, y_noise: np.ndarray | None = None) -> jax.Array:
         """Latents [len(subsets), latent] of row subsets of one size, y plus `y_noise` [len, size] if given."""
@@ -311,14 +332,17 @@ class _Search:
                 fresh.append(expression)
                 owners.append(position // per_latent)
         r = self.regressor
+        time_limit = min(np.inf if r.refit_time_limit is None else r.refit_time_limit, self.remaining())
         refit = self.timed("refit", constants.fit_constants, fresh, self.x, self.y, max_points=r.max_fit_points,
-                           max_iter=r.refit_iterations, time_limit=r.refit_time_limit)
+                           max_iter=r.refit_iterations, time_limit=None if np.isinf(time_limit) else time_limit,
+                           method=r.refit_method, vectorize=self.vectorize)
         start = time.perf_counter()
         fitness = np.zeros(len(z))
         for expression, fitted, owner in zip(fresh, refit, owners):
             for candidate in (expression, fitted):
                 if candidate not in self.scored:
                     self.scored[candidate] = (r2_score(self.y, candidate.evaluate(self.x)), self.elapsed())
+                    self.best = max(self.best, (self.scored[candidate][0], candidate), key=lambda b: b[0])
                 fitness[owner] = max(fitness[owner], self.scored[candidate][0])
         self.seconds["score"] += time.perf_counter() - start
         return fitness
@@ -339,7 +363,8 @@ class _Search:
         return jnp.concatenate([z[None], subsets, noisy, jnp.asarray(perturbed, jnp.float32)])
 
     def optimize(self, z: jax.Array, rng: np.random.Generator) -> int:
-        """Latent space optimization from `z`; returns the iterations run."""
+        """Latent space optimization from `z`; returns the iterations run. An iteration that would end past
+        the time limit (judged by the last one's duration) does not start."""
         r = self.regressor
         size = 1 + sum(self.POPULATION.values())
         if r.optimizer == "gwo":
@@ -348,14 +373,22 @@ class _Search:
             optimizer = search.EvolutionStrategy(optax.adam(0.1), population_size=size, sigma=0.5)
         else:
             optimizer = search.CMAES(population_size=size)
+        if self.remaining() <= 0:
+            return 0
+        started = self.elapsed()
         population = self.initial_population(z, rng)
         state = optimizer.init(population, jnp.asarray(self.score(population, 1)),
                                jax.random.key(r.random_state))
+        last = self.elapsed() - started  # the initial population is as large as an iteration's
         for iteration in range(r.lso_iterations):
             if float(state.best_fitness) > r.lso_stop_r2:
                 return iteration
+            if self.remaining() < last:
+                r._log(f"time limit of {r.time_limit} s: stopping after {iteration} iterations")
+                return iteration
+            started = self.elapsed()
             candidates = optimizer.ask(state)
             state = optimizer.tell(state, candidates, jnp.asarray(self.score(candidates, iteration + 2)))
-            r._log(f"{r.optimizer} iteration {iteration + 1}: best fit R² {float(state.best_fitness):.4f}, "
-                   f"{len(self.scored)} formulas scored ({self.elapsed():.1f} s)")
+            last = self.elapsed() - started
+            r._log(f"{r.optimizer} {iteration + 1}/{r.lso_iterations}: {self.progress()}")
         return r.lso_iterations
