@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from snipjax import checkpoint, models
+from snipjax import checkpoint, models, parallel
 from snipjax.data import floats, tokens
 from snipjax.data.points import normalize_outputs, standardize_inputs
 
@@ -33,11 +33,22 @@ def load(path: str) -> tuple[ml_collections.ConfigDict, dict]:
 
 @functools.cache
 def _encoders(config: ml_collections.FrozenConfigDict):
-    model = models.make_snip(config)
+    model = models.make_snip(config, parallel.kernels_for(config))
     numeric = jax.jit(lambda params, points: model.apply({"params": params}, points, method="encode_numeric"))
     symbolic = jax.jit(lambda params, symbols, lengths: model.apply(
         {"params": params}, symbols, lengths, method="encode_symbolic"))
     return numeric, symbolic
+
+
+def _check_pair(params, config) -> None:
+    """Raise if params and config are swapped or are not what `snipjax.load` returns."""
+    if not isinstance(config, ml_collections.ConfigDict) or "data" not in config or "model" not in config:
+        hint = " (params and config swapped?)" if isinstance(params, ml_collections.ConfigDict) else ""
+        raise TypeError(f"config= must be the model's ConfigDict, the first of `config, params = snipjax.load(path)`;"
+                        f" got a {type(config).__name__}{hint}")
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be the parameter dict, the second of `config, params = snipjax.load(path)`; "
+                        f"got a {type(params).__name__}")
 
 
 def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int, width: int) -> jax.Array:
@@ -59,6 +70,7 @@ def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int, width: int
 def encode_numeric_tokens(params, points, *, config: ml_collections.ConfigDict, batch_size: int = 256) -> jax.Array:
     """Latents [B, latent_dim] of point sets given as float-token ids [B, N, 3·(Dmax+1)] (as the training
     batches hold them, `snipjax.data.tokens.encode_point_sets`): the exact input, no preprocessing."""
+    _check_pair(params, config)
     points = np.asarray(points, dtype=np.int32)
     width = tokens.point_width(config.data.max_dim)
     if points.ndim != 3 or points.shape[-1] != width:
@@ -72,6 +84,7 @@ def encode_symbolic_tokens(params, symbols, symbol_len, *, config: ml_collection
                            batch_size: int = 256) -> jax.Array:
     """Latents [B, latent_dim] of expressions given as equation-token ids [B, T] and lengths [B] (`<EOS>`
     prefix `<EOS>` then padding, as `snipjax.data.tokens.encode_expressions` writes them)."""
+    _check_pair(params, config)
     _check_symbolic(params)
     symbols, symbol_len = np.asarray(symbols, dtype=np.int32), np.asarray(symbol_len, dtype=np.int32)
     if symbols.ndim != 2 or symbol_len.shape != symbols.shape[:1]:
@@ -90,6 +103,18 @@ def _point_subsets(n: int, n_points: int, count: int, seed: int) -> np.ndarray:
     return np.stack([np.sort(rng.choice(n, n_points, replace=False)) for _ in range(count)])
 
 
+def _normalized(name: str, values: np.ndarray, normalize) -> np.ndarray:
+    """`normalize(values)`, raising where it overflows: numpy would only warn, and a standard deviation that
+    overflows to inf scales every point to 0, the latent of a constant dataset."""
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            return normalize(values)
+    except FloatingPointError:
+        raise ValueError(f"{name} is too large to normalize: its spread overflows float64 (largest |value| "
+                         f"{np.max(np.abs(values)):.3g}); rescale it, or normalize it yourself and pass "
+                         "normalize=False") from None
+
+
 def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize: bool = True,
                    subsamples: int = 1, reduce: str | None = "mean", seed: int = 0,
                    allow_fewer_points: bool = False, batch_size: int = 256) -> jax.Array:
@@ -106,6 +131,11 @@ def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize
     latents averaged, or returned as [B, subsamples, latent_dim] with `reduce=None`). Fewer points raise an
     error unless `allow_fewer_points=True`.
     """
+    _check_pair(params, config)
+    for name, values in (("X", X), ("y", y)):
+        if np.iscomplexobj(values):
+            raise ValueError(f"{name} is complex; SNIP encodes real values: pass the real part (np.real) or the "
+                             "modulus explicitly")
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if y.ndim not in (1, 2):
         raise ValueError(f"y must be [N] (one dataset) or [B, N] (a batch), got shape {y.shape}")
@@ -135,9 +165,9 @@ def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize
     X = X[:, subsets].reshape(-1, subsets.shape[1], X.shape[-1])  # [B * subsets, n_points, D]
     y = y[:, subsets].reshape(-1, subsets.shape[1])
     if normalize:
-        X = standardize_inputs(X)
+        X = _normalized("X", X, standardize_inputs)
         if config.data.normalize_y:
-            y = np.stack([normalize_outputs(row) for row in y])
+            y = _normalized("y", y, lambda rows: np.stack([normalize_outputs(row) for row in rows]))
     points = tokens.encode_point_sets(list(X), list(y), max_dim)
     z = encode_numeric_tokens(params, points, config=config, batch_size=batch_size)
     z = z.reshape(-1, len(subsets), z.shape[-1])
@@ -157,6 +187,7 @@ def encode_symbolic(params, exprs, *, config: ml_collections.ConfigDict, batch_s
     `snipjax.data.expressions.Expression`s (a single one is taken as a batch of one). Strings and sympy
     expressions take the generator's canonical prefix (`snipjax.data.formulas.parse`). Variables are
     x_0 .. x_{max_dim-1}; constants keep 4 significant digits, as the model's float tokens do."""
+    _check_pair(params, config)
     _check_symbolic(params)
     if isinstance(exprs, str) or not isinstance(exprs, Sequence):
         exprs = [exprs]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import sys
+import sysconfig
+import traceback
 
 import ml_collections
 
@@ -60,6 +62,11 @@ def default_config() -> ml_collections.ConfigDict:
     config.eval_size = 256  # held-out pairs: eval_size-way retrieval
     config.checkpoint_every = 10_000  # the official code saves every 10 epochs of 1000 steps
     config.keep_checkpoints = 3
+
+    # How the layers are computed (snipjax.parallel.kernels_for): changes speed and memory, never a result.
+    config.kernels = ml_collections.ConfigDict()
+    config.kernels.attention = "auto"  # 'auto': 'row_blocked' on CPUs, 'xla' on GPUs and TPUs | 'xla' | 'row_blocked'
+    config.kernels.rows_per_block = 8  # rows of each device's share per step of a row-blocked layer
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.data = -1  # -1: all devices the other axis leaves
@@ -162,3 +169,20 @@ def parse_flags(flag_values, argv: list[str]) -> list[str]:
     except (flags.Error, AttributeError, KeyError, ValueError, TypeError, OSError) as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as error:  # a config file's own code failed (SyntaxError, NameError, ImportError ...)
+        where = _user_code_line(error)
+        if where is None:
+            raise
+        print(f"error: {where}: {type(error).__name__}: {getattr(error, 'msg', None) or one_line(error)}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _user_code_line(error: BaseException) -> str | None:
+    """'FILE line N' of the config file where `error` arose: a SyntaxError's own, else the innermost frame
+    outside Python's and the installed packages' files; None if there is none."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename} line {error.lineno}"
+    library = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], "<frozen")
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(library)]
+    return f"{frames[-1].filename} line {frames[-1].lineno}" if frames else None

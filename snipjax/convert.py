@@ -11,6 +11,8 @@ loader, so a downloaded pickle never runs code; torch is the optional extra `sni
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import pathlib
 import pickle
 import re
@@ -24,6 +26,7 @@ import numpy as np
 from snipjax import models
 from snipjax.checkpoint import export_params
 from snipjax.config import default_config
+from snipjax.data.files import atomic_directory
 from snipjax.data.tokens import point_width
 from snipjax.data.vocab import TOKENS_PER_FLOAT
 from snipjax.train import MODEL_INPUTS, example_inputs
@@ -244,6 +247,10 @@ def convert_state_dicts(state_dict: Mapping[str, Any], params: Mapping[str, Any]
     return config, converted
 
 
+# The official trainers save `params.__dict__`, whose eval_dump_path is a pathlib.Path: the weights-only loader
+# may build those (as pure paths, which only hold strings: a WindowsPath loads on Linux too) and nothing else.
+PATH_GLOBALS = [(pathlib.PurePosixPath, "pathlib.PosixPath"), (pathlib.PureWindowsPath, "pathlib.WindowsPath")]
+
 # How a file saved by torch.save starts: a zip archive (torch >= 1.6) or a bare pickle (older torch).
 TORCH_FILE_MAGIC = (b"PK\x03\x04", b"\x80")
 
@@ -279,12 +286,14 @@ def read_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
     except ImportError as error:
         raise ImportError(INSTALL_TORCH) from error
     try:
-        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        with torch.serialization.safe_globals(PATH_GLOBALS):
+            checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
         # torch's message goes on to suggest weights_only=False, which would run the file's code: keep its
         # diagnosis only.
-        reason = next((line.strip() for line in str(error).splitlines() if "Unsupported" in line
-                       or "WeightsUnpickler" in line), _first_line(error))
+        reason = next((line.strip() for line in str(error).splitlines()
+                       if re.search("unsupported|blocked|WeightsUnpickler", line, re.IGNORECASE)
+                       and "weights_only" not in line), "it needs Python objects outside the allowlist")
         raise ValueError(f"holds more than tensors and plain values, so the weights-only loader refused it "
                          f"(snipjax never runs code from a checkpoint): {reason}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
@@ -309,8 +318,18 @@ def main(argv: list[str] | None = None, read=read_torch_checkpoint) -> int:
                         help="Dmax you expect the file to hold; the conversion fails if it holds another")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out} is a file; an export dir is a folder: choose a new --out", file=sys.stderr)
+        return 1
+    if out.is_dir() and any(out.iterdir()):
         print(f"error: {out} already exists and is not empty; choose a new --out", file=sys.stderr)
+        return 1
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as error:
+        print(f"error: cannot write --out {out}: {error.strerror or error}", file=sys.stderr)
         return 1
     try:
         state_dict, params = read(args.torch)
@@ -321,15 +340,8 @@ def main(argv: list[str] | None = None, read=read_torch_checkpoint) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {args.torch}: {error}", file=sys.stderr)
         return 1
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write_test").touch()
-        (out / ".write_test").unlink()
-    except OSError as error:
-        print(f"error: cannot write --out {out}: {error.strerror or error}", file=sys.stderr)
-        return 1
-
-    export_params(args.out, config, converted)
+    with atomic_directory(out) as export:  # the export dir appears whole, or not at all
+        export_params(str(export), config, converted)
     sr = "decoder" in config.model
     ignored = sorted(_modules(state_dict) - set(SR_MODULES if sr else ENCODER_MODULES))
     n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(converted))

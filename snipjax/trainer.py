@@ -1,6 +1,6 @@
 """The one training loop every task runs: pretraining, property prediction, decoder training.
 
-  trainer.run(task, config, workdir)   # task: snipjax.train_step.Task
+  trainer.run(make_task, config, workdir)   # make_task(config, mesh) -> snipjax.train_step.Task
 
 Restores from WORKDIR/checkpoints if a checkpoint is there, else starts fresh. Writes WORKDIR/config.json,
 WORKDIR/metrics.jsonl (one JSON object per log line, `split` `train` or `eval`) and TensorBoard events under
@@ -31,6 +31,7 @@ from ml_collections import config_flags
 
 from snipjax import checkpoint, parallel
 from snipjax.config import one_line, parse_flags
+from snipjax.data.files import atomic_write
 from snipjax.train_step import Steps, Task, global_batch, make_steps
 
 
@@ -47,8 +48,8 @@ class MetricWriter:
             path = os.path.join(workdir, "metrics.jsonl")
             if os.path.exists(path):
                 with open(path) as f:
-                    kept = [line for line in f if line.strip() and json.loads(line)["step"] <= start_step]
-                with open(path, "w") as f:
+                    kept = [line for line in f if _logged_step(line) <= start_step]
+                with atomic_write(path) as f:
                     f.writelines(kept)
             self._jsonl = open(path, "a")
             self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tb"), purge_step=start_step + 1)
@@ -65,6 +66,15 @@ class MetricWriter:
         if self._active:
             self._jsonl.close()
             self._tb.close()
+
+
+def _logged_step(line: str) -> float:
+    """The step of a metrics.jsonl line; infinity for a blank line or one a killed run cut short, so both
+    are dropped with the steps after the checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
 
 
 class TrainWindow:
@@ -126,11 +136,23 @@ def progress_line(step: int, total_steps: int, m: dict[str, float],
 
 
 BATCH_SIZE_KEYS = ("batch_size", "eval_size", "eval_batch_size")  # config keys split over all devices
+LOOP_COUNTS = (*BATCH_SIZE_KEYS, "total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
 
 
-def check_batch_sizes(config, sizes: dict[str, int]) -> None:
-    """Raise if a batch size cannot be split over this job's devices."""
-    devices = jax.device_count()
+def check_loop_settings(config, workdir: str) -> None:
+    """Raise naming the first of the loop's counts that is not a positive integer, or a workdir that is a
+    file."""
+    for name in LOOP_COUNTS:
+        value = config.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"config.{name}={value!r} must be a positive integer: set --config.{name}")
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ValueError(f"--workdir {workdir} is a file; a run writes a folder (config, checkpoints, metrics): "
+                         "choose another --workdir")
+
+
+def check_batch_sizes(sizes: dict[str, int], devices: int) -> None:
+    """Raise if a batch size cannot be split over `devices` devices."""
     for name, size in sizes.items():
         if size % devices:
             raise ValueError(f"config.{name}={size} must be a multiple of the {devices} devices, since every "
@@ -174,17 +196,28 @@ def evaluate(task: Task, steps: Steps, state, eval_batches: list, writer: Metric
     return evaluation
 
 
-def run(task: Task, config, workdir: str) -> dict[str, float]:
-    """Train to `config.total_steps` (resuming from `workdir`), evaluating as it goes; returns the last eval."""
-    check_batch_sizes(config, {k: config[k] for k in BATCH_SIZE_KEYS if k in config})
-    check_resumable(config, workdir, task.resume_keys)
+def run(make_task: Callable[[object, jax.sharding.Mesh], Task], config, workdir: str) -> dict[str, float]:
+    """Train the task `make_task(config, mesh)` to `config.total_steps` (resuming from `workdir`), evaluating as it
+    goes, on the mesh of `config.mesh` over all devices; returns the last eval."""
+    check_loop_settings(config, workdir)
     mesh = parallel.make_mesh(config.mesh)
+    check_batch_sizes({k: config[k] for k in BATCH_SIZE_KEYS if k in config}, mesh.size)
+    task = make_task(config, mesh)
+    check_resumable(config, workdir, task.resume_keys)
     steps = make_steps(task, config, mesh)
-    checkpoint.write_config(workdir, config)
     checkpointer = checkpoint.Checkpointer(os.path.join(workdir, checkpoint.CHECKPOINTS_DIR),
                                            config.checkpoint_every, config.keep_checkpoints)
-    state, start = checkpointer.restore_or_init(steps.abstract_state,
-                                                lambda: steps.init(jax.random.key(config.seed)))
+    try:
+        state, start = checkpointer.restore_or_init(steps.abstract_state,
+                                                    lambda: steps.init(jax.random.key(config.seed)))
+        if start > config.total_steps:
+            raise ValueError(f"{workdir} holds a checkpoint at step {start}, past total_steps="
+                             f"{config.total_steps}: pass --config.total_steps={start} or more to continue it, "
+                             "or use a new --workdir")
+    except BaseException:
+        checkpointer.close()
+        raise
+    checkpoint.write_config(workdir, config)  # only now: a run refused above leaves the stored config as it was
     logging.info("%s at step %d of %d on %d devices (mesh %s), %d processes", "resumed" if start else "started",
                  start, config.total_steps, jax.device_count(), dict(mesh.shape), jax.process_count())
     eval_batches = [global_batch(task, mesh, b) for b in task.eval_batches]

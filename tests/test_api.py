@@ -141,3 +141,31 @@ def test_token_ids_go_in_directly_and_equal_strings(loaded):
 def test_an_empty_list_of_formulas_gives_no_latents(loaded):
     config, params = loaded
     assert api.encode_symbolic(params, [], config=config).shape == (0, config.model.latent_dim)
+
+
+def test_encode_numeric_names_what_it_cannot_normalize_or_encode(loaded):
+    config, params = loaded
+    x, y = np.linspace(-1, 1, 50)[:, None], np.linspace(0, 1, 50)
+    with pytest.raises(ValueError, match=r"^X is too large to normalize: its spread overflows float64 \(largest "
+                                         r"\|value\| 1e\+300\)"):
+        api.encode_numeric(params, x * 1e300, y, config=config)
+    for name, arrays in (("X", (x + 1j, y)), ("y", (x, y * (1 + 1j)))):
+        with pytest.raises(ValueError, match=f"^{name} is complex"):
+            api.encode_numeric(params, *arrays, config=config)
+    y[3] = np.nan
+    with pytest.raises(ValueError, match=r"^y holds 1 non-finite entry \(first: .*nan.* at index \(3,\)\)"):
+        api.encode_numeric(params, x, y, config=config)
+
+
+@pytest.mark.parametrize("encode, inputs", [
+    (api.encode_numeric, (np.zeros((50, 1)), np.zeros(50))),
+    (api.encode_symbolic, (["x_0"],)),
+    (api.encode_numeric_tokens, (np.zeros((1, 50, 9)),)),
+])
+def test_params_and_config_in_swapped_order_are_named(loaded, encode, inputs):
+    config, params = loaded
+    with pytest.raises(TypeError, match=r"config= must be the model's ConfigDict.*got a dict \(params and config "
+                                        r"swapped\?\)"):
+        encode(config, *inputs, config=params)
+    with pytest.raises(TypeError, match="params must be the parameter dict"):
+        encode("runs/tiny", *inputs, config=config)

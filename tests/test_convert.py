@@ -7,6 +7,7 @@ implementation of the documented official forward pass, written here independent
 
 import argparse
 import ast
+import os
 import pathlib
 
 import jax
@@ -314,6 +315,97 @@ def test_pth_round_trip_with_torch(tmp_path, capsys):
     assert convert.main(["--torch", str(tmp_path / "cut.pth"), "--out", str(tmp_path / "cut")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'cut.pth'}: is truncated or corrupted") and len(err.splitlines()) == 1
+
+
+class _WindowsPath:
+    """Pickles as the pathlib.WindowsPath a Windows run of the official trainer stores (Linux cannot make one)."""
+
+    def __reduce__(self):
+        return pathlib.WindowsPath, ("C:\\runs\\snip", "evals_all")
+
+
+def test_a_checkpoint_saved_as_the_official_trainer_does_converts(tmp_path, capsys):
+    """Trainer.save_checkpoint stores params.__dict__ (with eval_dump_path = Path(dump_path) / "evals_all"),
+    each module's state_dict and each optimizer's state_dict beside them."""
+    torch = pytest.importorskip("torch")
+    sd = random_state_dict("state_dict_dmax1.tsv")
+    params = {**training_params(1), "dump_path": "/runs/snip", "eval_dump_path": pathlib.Path("/runs/snip/evals_all"),
+              "reload_checkpoint": "", "windows_dump_path": _WindowsPath()}
+    data = {"epoch": 3, "n_total_iter": 3000, "best_metrics": {"valid_loss": 1.5}, "best_stopping_criterion": None,
+            "params": params}
+    for key, value in sd.items():
+        module, _, rest = key.partition(".")
+        data.setdefault(module, {})[rest] = torch.from_numpy(value)
+    data["model_optimizer"] = {"state": {0: {"step": 3000, "exp_avg": torch.zeros(4), "exp_avg_sq": torch.ones(4)}},
+                               "param_groups": [{"lr": 4e-5, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0,
+                                                 "amsgrad": False, "warmup_updates": 10000, "params": [0]}]}
+    torch.save(data, tmp_path / "official.pth")
+    assert convert.main(["--torch", str(tmp_path / "official.pth"), "--out", str(tmp_path / "out")]) == 0
+    assert "SNIP encoders, Dmax=1" in capsys.readouterr().out
+    config, loaded = checkpoint.load_params(str(tmp_path / "out"))
+    expected_config, expected = convert.convert_state_dicts(sd, training_params(1))
+    assert config.to_dict() == expected_config.to_dict()
+    jax.tree_util.tree_map(np.testing.assert_array_equal, loaded, expected)
+    _, read_params = convert.read_torch_checkpoint(str(tmp_path / "official.pth"))
+    assert read_params["eval_dump_path"] == pathlib.PurePosixPath("/runs/snip/evals_all")
+    assert read_params["windows_dump_path"] == pathlib.PureWindowsPath("C:/runs/snip/evals_all")
+
+
+class _RunsCode:
+    """A pickle that would run a shell command when loaded by a loader that allows it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("payload, named", [
+    (lambda marker: _RunsCode(marker), "system"),
+    (lambda marker: {"path": pathlib.Path("/x"), "code": _RunsCode(marker)}, "system"),
+    (lambda marker: argparse.Namespace(dump_path=pathlib.Path("/x")), "argparse.Namespace"),
+])
+def test_code_in_a_checkpoint_never_runs_even_beside_paths(tmp_path, capsys, payload, named):
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "ran"
+    sd = random_state_dict("state_dict_dmax1.tsv")
+    _save_release(torch, tmp_path / "evil.pth", sd, {**training_params(1), "extra": payload(marker)})
+    assert convert.main(["--torch", str(tmp_path / "evil.pth"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "weights-only loader refused" in err and named in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file_or_a_full_folder_is_refused_and_kept(tmp_path, capsys):
+    sd = random_state_dict("state_dict_dmax1.tsv")
+    read = lambda path: (sd, training_params(1))  # noqa: E731
+    (tmp_path / "file").write_text("mine")
+    assert convert.main(["--torch", "x.pth", "--out", str(tmp_path / "file")], read=read) == 1
+    assert "is a file; an export dir is a folder" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    assert convert.main(["--torch", "x.pth", "--out", str(tmp_path / "full")], read=read) == 1
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine" and os.listdir(tmp_path / "full") == ["notes.txt"]
+    (tmp_path / "empty").mkdir()  # an empty folder is filled
+    assert convert.main(["--torch", "x.pth", "--out", str(tmp_path / "empty")], read=read) == 0
+    assert sorted(os.listdir(tmp_path / "empty")) == ["config.json", "params"]
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
+    sd = random_state_dict("state_dict_dmax1.tsv")
+
+    def fail(directory, config, params):
+        (pathlib.Path(directory) / "config.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(convert, "export_params", fail)
+    with pytest.raises(OSError, match="No space"):
+        convert.main(["--torch", "x.pth", "--out", str(tmp_path / "out")], read=lambda path: (sd, training_params(1)))
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("content, message", [

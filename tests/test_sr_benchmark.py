@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -36,6 +37,16 @@ def test_the_runner_fits_each_problem_once_and_resumes(tiny_checkpoint, tmp_path
     assert result["paper"] == {"problems": 2, "share_r2_above_0.99": 0.5, "share_r2_above_0.999": 0.0,
                                "median_r2": 0.7495, "mean_complexity": 5.0, "median_seconds": 15.0}
 
+    # Other settings onto the same file: refused before any fit, the difference named, the file untouched.
+    before = out.read_bytes()
+    for changed, difference in ((["--noise", "0.01"], "noise 0.0 there, 0.01 now"),
+                                (["--optimizer", "es"], "optimizer gwo there, es now"),
+                                (["--points", "80"], "points 60 there, 80 now")):
+        assert benchmark.main(arguments + ["--shard", "0/7"] + changed) == 2
+        err = capsys.readouterr().err
+        assert difference in err and "use another --out" in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+
 
 def test_shards_partition_the_problems():
     items = list(range(23))
@@ -58,15 +69,88 @@ def test_noise_is_relative_to_the_rms_of_y_and_only_on_the_fit_part():
     np.testing.assert_allclose(np.std(y_fit - (3.0 + X_fit[:, 0])), 0.1 * np.sqrt(np.mean(y_fit**2)), rtol=0.1)
 
 
+TABLE = "a,target,b\n" + "".join(f"{i},{2 * i + 1},{i % 3}\n" for i in range(12))
+
+
 def test_a_dataset_csv_is_read_with_its_target(tiny_checkpoint, tmp_path, capsys):  # noqa: F811
     path = tmp_path / "table.csv"
-    path.write_text("a,target,b\n1,2,3\n4,5,6\n")
-    X, y, name = benchmark.read_dataset(str(path), "target")
-    np.testing.assert_array_equal(X, [[1, 3], [4, 6]])
-    np.testing.assert_array_equal(y, [2, 5])
-    assert benchmark.read_dataset(str(path), None)[2] == "b"
-    assert benchmark.main(["--checkpoint", tiny_checkpoint, "--data", str(path), "--target", "c", "--out",
-                           str(tmp_path / "o.csv")]) == 2
-    assert "no column 'c'" in capsys.readouterr().err
-    assert benchmark.main(["--checkpoint", str(tmp_path / "none"), "--out", str(tmp_path / "o.csv")]) == 2
-    assert "config.json not found" in capsys.readouterr().err
+    path.write_text(TABLE)
+    X, y, name = benchmark.read_dataset(str(path), None)  # the column named target, wherever it is
+    np.testing.assert_array_equal(X[:2], [[0, 0], [1, 1]])
+    np.testing.assert_array_equal(y[:2], [1, 3])
+    assert name == "target" and benchmark.read_dataset(str(path), "b")[2] == "b"
+    out = tmp_path / "o.csv"
+    arguments = ["--checkpoint", tiny_checkpoint, "--data", str(path), "--optimizer", "none", "--out", str(out)]
+    assert benchmark.main(arguments) == 0
+    [row] = rows_of(out)
+    assert row["problem"] == "table.csv" and row["formula"] == ""  # no ground truth, not the target's name
+    assert row["source"] == f"{path}:target" and row["points"] == "12"
+    capsys.readouterr()
+    assert benchmark.main(arguments[:-4] + ["--target", "b", "--optimizer", "none", "--out", str(out)]) == 2
+    assert f"source {path}:target there, {path}:b now" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty"),
+    ("a,b\n1,2\n", "which column is the target? pass --target NAME (columns: a, b)"),
+    ("target\n" + "1\n" * 9, "only the target column"),
+    ("a,target\n1,2\n3,4\n", "has 2 rows of data; the runner fits 75% and tests on 25%: give at least 8"),
+    (TABLE.replace("3,7,0", "3,,0"), "line 5, column 'target': '' is not a number"),
+    (TABLE.replace("3,7,0", "3,seven,0"), "line 5, column 'target': 'seven' is not a number"),
+    (TABLE.replace("3,7,0", "3,7"), "line 5 has 2 cells, the header 3"),
+    (TABLE.replace("3,7,0", "3,nan,0").replace("5,11,2", "inf,11,2"), "has 2 rows with NaN or infinite values "
+                                                                       "(first: line 5)"),
+    ("a,target\n" + "".join(f"{i},1\n" for i in range(9)), "the target 'target' is constant"),
+])
+def test_dataset_mistakes_are_named_with_file_line_and_column(tmp_path, content, message):
+    path = tmp_path / "table.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="^" + re.escape(f"--data {path}")) as error:
+        benchmark.read_dataset(str(path), None)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--out", "{tmp}/missing/o.csv"], "the folder {tmp}/missing does not exist"),
+    (["--out", "{tmp}"], "cannot write --out {tmp}: it is a directory"),
+    (["--out", "{tmp}/notes.csv"], "--out {tmp}/notes.csv is not a results CSV (it has no problem or r2_predict"),
+    (["--compare", "paper={tmp}/nope.csv"], "no such file {tmp}/nope.csv"),
+    (["--compare", "published.csv"], "--compare takes NAME=FILE"),
+    (["--formulas", "classic:Ngyuen-"], "matches no problem of the DSO table: use classic:PREFIX with a prefix "
+                                        "of Constant-, Jin-"),
+    (["--formulas", "feynmann"], "'feynmann' is neither feynman, classic:PREFIX nor an index CSV file"),
+    (["--group", "nope"], "--group nope matches no problem of --formulas feynman (its groups: feynman, "
+                          "feynman_bonus)"),
+    (["--max-features", "0"], "--max-features 0 must be at least 1"),
+    (["--formulas", "classic:Nguyen-1", "--max-features", "0"], "--max-features 0 must be at least 1"),
+    (["--points", "0"], "--points 0: each formula needs at least 8 points"),
+    (["--noise", "-0.1"], "--noise -0.1: the noise level"),
+    (["--noise", "nan"], "--noise nan: the noise level"),
+    (["--iterations", "-1"], "--iterations -1 must be at least 0"),
+    (["--seed", "-1"], "--seed -1 must be at least 0"),
+    (["--shard", "0/0"], "--shard 0/0: n, the number of shards, must be at least 1"),
+    (["--formulas", "classic:Nguyen-12a", "--shard", "1/2"], "--shard 1/2 holds no problem: the selection has "
+                                                           "only 1"),
+    (["--checkpoint", "{tmp}/none"], "config.json not found"),
+])
+def test_mistakes_in_the_arguments_stop_the_run_before_any_fit(tiny_checkpoint, tmp_path, capsys,  # noqa: F811
+                                                               arguments, message):
+    (tmp_path / "notes.csv").write_text("some,notes\n1,2\n")
+    out = str(tmp_path / "o.csv")
+    arguments = [a.format(tmp=tmp_path) for a in arguments]
+    base = ["--checkpoint", tiny_checkpoint, "--out", out]
+    assert benchmark.main(base + arguments) == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.csv"]  # nothing written
+
+
+def test_a_failed_write_leaves_the_results_file_as_it_was(tmp_path, monkeypatch):
+    out = tmp_path / "o.csv"
+    row = dict.fromkeys(benchmark.COLUMNS, "1")
+    benchmark.append_row(str(out), {**row, "problem": "first"})
+    before = out.read_bytes()
+    monkeypatch.setattr(benchmark.csv.DictWriter, "writerows", lambda self, rows: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        benchmark.append_row(str(out), {**row, "problem": "second"})
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["o.csv"]

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from snipjax.data import tokens
+from snipjax.data.files import atomic_write, check_output
 from snipjax.data.samples import DataSpec, Sample, generate_sample
 from snipjax.data.vocab import get_vocab
 
@@ -65,25 +66,25 @@ def main(argv=None) -> int:
                         help="min-max normalize y (default: on for --max-dim 1, as the 1-D model is trained)")
     parser.add_argument("--out", help="write JSON lines here instead of printing")
     args = parser.parse_args(argv)
-    if args.max_dim < 1 or args.n < 0 or args.seed < 0 or args.start < 0:
-        parser.error("--max-dim must be >= 1 and --n, --seed, --start non-negative")
+    if args.max_dim < 1 or args.n < 1 or args.seed < 0 or args.start < 0:
+        parser.error("--max-dim and --n must be >= 1, --seed and --start non-negative")
     normalize = args.max_dim == 1 if args.normalize_y is None else args.normalize_y
     spec = DataSpec(max_dim=args.max_dim, normalize_y=normalize, with_properties=args.max_dim == 1)
     records = (sample_record(generate_sample(spec, args.seed, i), spec)
                for i in range(args.start, args.start + args.n))
-    if args.out:
-        try:
-            out = open(args.out, "w")
-        except OSError as error:
-            print(f"error: cannot write --out {args.out}: {error.strerror or error}", file=sys.stderr)
-            return 1
-        with out:
+    try:
+        if args.out:
+            check_output(args.out, "--out")
+            with atomic_write(args.out) as out:  # a run that fails leaves what --out held
+                for record in records:
+                    out.write(json.dumps(record) + "\n")
+            print(f"wrote {args.n} samples to {args.out}")
+        else:
             for record in records:
-                out.write(json.dumps(record) + "\n")
-        print(f"wrote {args.n} samples to {args.out}")
-    else:
-        for record in records:
-            print(describe(record, spec), end="\n\n")
+                print(describe(record, spec), end="\n\n")
+    except (ValueError, RuntimeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -51,8 +51,10 @@ def check_finite(values: np.ndarray, what: str = "values") -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
+        count = int(bad.sum())
         raise ValueError(
-            f"{what} contain {int(bad.sum())} non-finite entries (first: {values[where]!r} at index {where}); "
+            f"{what} holds {count} non-finite {'entry' if count == 1 else 'entries'} (first: {values[where]!r} at "
+            f"index {where}); "
             "SNIP tokenizes finite numbers only: drop or impute these points first"
         )
 

@@ -146,8 +146,9 @@ def _draw_attempt(spec: DataSpec, sampler: ExpressionSampler, draft: _Draft) -> 
     while True:
         draft.attempts += 1
         if draft.attempts > MAX_ATTEMPTS:
-            raise RuntimeError(f"no valid expression for sample {draft.index} (seed {draft.seed}) after "
-                               f"{MAX_ATTEMPTS} attempts")
+            raise RuntimeError(f"no valid expression of {draft.dim} variables fits max_len={spec.max_len} tokens "
+                               f"(sample {draft.index}, seed {draft.seed}, {MAX_ATTEMPTS} attempts): lower the "
+                               "maximum input dimension, or raise max_len")
         expression = sampler.sample(draft.draws, draft.dim, draft.draws.integer(low, high + 1), draft.n_unary)
         if expression is not None and tokens_lib.sequence_length(expression) <= spec.max_len:
             break

@@ -8,12 +8,17 @@
 e.g. `classic:Nguyen-`) or a CSV in the SRBench index layout (`dataset, group, formula, features, ranges`);
 `--group` keeps one group. Points are sampled uniformly in each formula's ranges (seeded by the problem's
 name), split 75/25 as the official evaluation (random_state 14423), and the fit part gets Gaussian noise of
-`noise`·RMS(y) if asked. `--data` reads one dataset instead (the target column named, or the last).
+`noise`·RMS(y) if asked. `--data` reads one dataset instead (the column `--target`, or the one named
+`target` as in PMLB).
 
 The output columns are those of the published SNIP/TPSR result files (problem, formula, predicted_tree,
-r2_fit, r2_predict, _complexity_predict, time, input_dimension), so files compare row by row. Rows are
-appended as problems finish; a rerun skips the problems already in `--out`. `--shard i/n` takes every n-th
-problem from the i-th, so a job array of n splits the list. The summary (JSON) gives the share of test R² above
+r2_fit, r2_predict, _complexity_predict, time, input_dimension), so files compare row by row, then the
+settings that decide a result (noise, optimizer, iterations, points, seed, checkpoint, source). Rows are
+added as problems finish (the file rewritten under a temporary name, so a killed run leaves it whole); a rerun
+skips the problems already in `--out`, and refuses a file whose rows have other settings, naming them.
+`--shard i/n` takes every n-th problem from the i-th, so a job array of n splits the list (one `--out` per
+shard). Arguments, `--out`, `--compare` files and the checkpoint are checked before the first fit; a
+selection with no problem is an error. The summary (JSON) gives the share of test R² above
 0.99 and 0.999, the median test R², the mean complexity and the median time, and the same for every
 `--compare NAME=FILE` on the same problems.
 """
@@ -30,21 +35,37 @@ import zlib
 
 import numpy as np
 
+from snipjax.data.files import atomic_write, check_output
+
+# What decides a problem's result besides its name: a rerun resumes only a file of the same settings.
+SETTINGS = ("noise", "optimizer", "iterations", "points", "seed", "checkpoint", "source")
 COLUMNS = ("problem", "formula", "predicted_tree", "r2_fit", "r2_predict", "_complexity_predict", "time",
-           "input_dimension", "noise", "optimizer")
+           "input_dimension", *SETTINGS)
+MIN_ROWS = 8  # the 75% fit part must hold SNIPRegressor's 5 points at least, the test part some
 SPLIT_SEED = 14423  # LSO_eval.py's train/test split
 
 
 def formula_problems(source: str, group: str | None) -> list:
+    """The problems of `--formulas` (and `--group`); an empty selection raises naming the valid choices."""
     from snipjax.data import benchmarks
 
     if source == "feynman":
         problems = benchmarks.srbench_feynman()
     elif source.startswith("classic:"):
         problems = benchmarks.classic(source.split(":", 1)[1])
-    else:
+        if not problems:
+            prefixes = sorted({p.name.split("-")[0] + "-" for p in benchmarks.classic()})
+            raise ValueError(f"--formulas {source} matches no problem of the DSO table: use classic:PREFIX with "
+                             f"a prefix of {', '.join(prefixes)} (classic: alone takes them all)")
+    elif os.path.isfile(source):
         problems = benchmarks.read_index(source)
-    return [p for p in problems if group is None or p.group == group]
+    else:
+        raise ValueError(f"--formulas {source!r} is neither feynman, classic:PREFIX nor an index CSV file")
+    selected = [p for p in problems if group is None or p.group == group]
+    if not selected:
+        raise ValueError(f"--group {group} matches no problem of --formulas {source} (its groups: "
+                         f"{', '.join(sorted({p.group for p in problems}))})")
+    return selected
 
 
 def shard(items: list, spec: str | None) -> list:
@@ -55,8 +76,12 @@ def shard(items: list, spec: str | None) -> list:
         index, count = (int(part) for part in spec.split("/"))
     except ValueError:
         raise ValueError(f"--shard takes i/n (e.g. 0/4), got {spec!r}") from None
+    if count < 1:
+        raise ValueError(f"--shard {spec}: n, the number of shards, must be at least 1")
     if not 0 <= index < count:
         raise ValueError(f"--shard {spec}: i must be in 0..{count - 1}")
+    if not items[index::count]:
+        raise ValueError(f"--shard {spec} holds no problem: the selection has only {len(items)}")
     return items[index::count]
 
 
@@ -71,23 +96,43 @@ def split(X: np.ndarray, y: np.ndarray, noise: float, seed: int):
     return X_fit, X_test, y_fit, y_test
 
 
-def finished(path: str) -> set[str]:
+def read_rows(path: str, flag: str) -> list[dict]:
+    """The rows of a results CSV (none if `path` does not exist); raises if it is not one."""
     if not os.path.exists(path):
-        return set()
+        return []
     with open(path, newline="") as file:
-        return {row["problem"] for row in csv.DictReader(file)}
+        reader = csv.DictReader(file)
+        missing = [column for column in ("problem", "r2_predict") if column not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{flag} {path} is not a results CSV (it has no {' or '.join(missing)} column; "
+                             f"columns: {', '.join(reader.fieldnames or ['none'])})")
+        return list(reader)
+
+
+def finished(path: str, settings: dict[str, str]) -> set[str]:
+    """The problems already in `path`; raises if its rows were run with other settings, naming them."""
+    rows = read_rows(path, "--out")
+    for row in rows:
+        changed = [f"{key} {row.get(key) if row.get(key) is not None else '(not recorded)'} there, "
+                   f"{value} now" for key, value in settings.items() if row.get(key) != value]
+        if changed:
+            raise ValueError(f"--out {path} holds results of other settings ({row['problem']}: "
+                             f"{'; '.join(changed)}); resuming would mix them: use another --out, or the "
+                             "settings of that file")
+    return {row["problem"] for row in rows}
 
 
 def append_row(path: str, row: dict) -> None:
-    new = not os.path.exists(path) or os.path.getsize(path) == 0
-    with open(path, "a", newline="") as file:
+    """`path` with `row` added, rewritten whole under a temporary name: a run killed mid-write leaves the
+    file as it was. (So the shards of a job array write one --out each.)"""
+    rows = read_rows(path, "--out")
+    with atomic_write(path, newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+        writer.writeheader()
+        writer.writerows([*rows, row])
 
 
-def fit_problem(name: str, formula: str, X: np.ndarray, y: np.ndarray, args) -> dict:
+def fit_problem(name: str, formula: str, X: np.ndarray, y: np.ndarray, args, settings: dict) -> dict:
     from snipjax.tasks.sr.regressor import SNIPRegressor, r2_score
 
     seed = zlib.crc32(name.encode())
@@ -101,7 +146,7 @@ def fit_problem(name: str, formula: str, X: np.ndarray, y: np.ndarray, args) -> 
     return {"problem": name, "formula": formula, "predicted_tree": str(model.expression_),
             "r2_fit": r2_score(y_fit, model.predict(X_fit)), "r2_predict": r2_score(y_test, model.predict(X_test)),
             "_complexity_predict": model.equations_[0].complexity, "time": round(seconds, 3),
-            "input_dimension": X.shape[1], "noise": args.noise, "optimizer": args.optimizer}
+            "input_dimension": X.shape[1], **settings}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -113,15 +158,25 @@ def summarize(rows: list[dict]) -> dict:
             "median_seconds": float(np.median([float(row["time"]) for row in rows]))}
 
 
+def compared_files(compare: list[str]) -> dict[str, list[dict]]:
+    """{NAME: rows} of the `--compare NAME=FILE` arguments, each file checked to be a results CSV."""
+    files = {}
+    for item in compare:
+        label, separator, path = item.partition("=")
+        if not separator or not label or not path:
+            raise ValueError(f"--compare takes NAME=FILE (e.g. snip=published.csv), got {item!r}")
+        if not os.path.isfile(path):
+            raise ValueError(f"--compare {item}: no such file {path}")
+        files[label] = read_rows(path, "--compare")
+    return files
+
+
 def summary(out: str, compare: list[str]) -> dict:
-    with open(out, newline="") as file:
-        rows = list(csv.DictReader(file))
+    rows = read_rows(out, "--out")
     result = {"out": out, "ours": summarize(rows)}
     names = {row["problem"] for row in rows}
-    for item in compare:
-        label, path = item.split("=", 1)
-        with open(path, newline="") as file:
-            theirs = [row for row in csv.DictReader(file) if row["problem"] in names]
+    for label, their_rows in compared_files(compare).items():
+        theirs = [row for row in their_rows if row["problem"] in names]
         result[label] = summarize(theirs) if theirs else {"problems": 0}
     return result
 
@@ -134,7 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument("--group", help="keep the problems of this group")
     parser.add_argument("--max-features", type=int, help="keep the problems of at most this many variables")
     parser.add_argument("--data", help="a dataset CSV instead of formulas")
-    parser.add_argument("--target", help="the target column of --data (default: the last)")
+    parser.add_argument("--target", help="the target column of --data (default: the column named target)")
     parser.add_argument("--points", type=int, default=1000, help="points sampled per formula")
     parser.add_argument("--noise", type=float, default=0.0, help="target noise, relative to RMS(y)")
     parser.add_argument("--optimizer", choices=("gwo", "es", "cma", "none"), default="gwo",
@@ -146,45 +201,110 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", action="append", default=[], help="NAME=FILE: published results")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    try:
+    try:  # everything a mistake in the arguments can break is checked before the first fit
+        check_arguments(args)
+        check_output(args.out, "--out")
+        compared_files(args.compare)
         from snipjax.tasks.sr.regressor import SNIPRegressor
 
         SNIPRegressor(checkpoint=args.checkpoint)._model()  # a missing or wrong checkpoint says so now
-        if args.data:
-            X, y, target = read_dataset(args.data, args.target)
-            todo = [(os.path.basename(args.data), target, lambda X=X, y=y: (X, y))]
-        else:
-            problems = formula_problems(args.formulas, args.group)
-            if args.max_features is not None:
-                problems = [p for p in problems if len(p.features) <= args.max_features]
-            todo = [(p.name, p.formula, lambda p=p: p.sample(args.points, zlib.crc32(p.name.encode())))
-                    for p in problems]
-        todo = shard(todo, args.shard)
+        todo, source, points = selected_problems(args)
+        settings = {"noise": str(args.noise), "optimizer": args.optimizer, "iterations": str(args.iterations),
+                    "points": str(points), "seed": str(args.seed), "checkpoint": os.path.normpath(args.checkpoint),
+                    "source": source}
+        done = finished(args.out, settings)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    done = finished(args.out)
+    failed = []
     for name, formula, data in todo:
         if name in done:
             continue
-        row = fit_problem(name, formula, *data(), args)
+        try:
+            row = fit_problem(name, formula, *data(), args, settings)
+        except (ValueError, ArithmeticError) as error:  # one problem's data the fit cannot take
+            print(f"error: {name}: {error}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
         append_row(args.out, row)
         print(f"{name}: test R² {row['r2_predict']:.4f}, complexity {row['_complexity_predict']}, "
               f"{row['time']:.1f} s", flush=True)
+    if len(done) == len(todo):
+        print(f"all {len(todo)} problems of this selection are already in {args.out}", flush=True)
     if os.path.exists(args.out):
         print(json.dumps(summary(args.out, args.compare)), flush=True)
+    if failed:
+        print(f"error: {len(failed)} of {len(todo)} problems failed ({', '.join(failed)}); the others are in "
+              f"{args.out}", file=sys.stderr)
+        return 1
     return 0
 
 
+def check_arguments(args) -> None:
+    """Raise naming the first numeric argument out of its range."""
+    if args.data is None and args.points < MIN_ROWS:
+        raise ValueError(f"--points {args.points}: each formula needs at least {MIN_ROWS} points (75% fit, 25% test)")
+    if not (np.isfinite(args.noise) and args.noise >= 0):
+        raise ValueError(f"--noise {args.noise}: the noise level (relative to RMS(y)) must be finite and >= 0")
+    for flag, value, low in (("--iterations", args.iterations, 0), ("--seed", args.seed, 0),
+                             ("--max-features", args.max_features, 1)):
+        if value is not None and value < low:
+            raise ValueError(f"{flag} {value} must be at least {low}")
+
+
+def selected_problems(args) -> tuple[list, str, int]:
+    """([(name, formula, () -> (X, y))] of this shard, the source setting, the points per problem)."""
+    if args.data:
+        X, y, target = read_dataset(args.data, args.target)
+        todo = [(os.path.basename(args.data), "", lambda: (X, y))]  # no ground-truth formula
+        return shard(todo, args.shard), f"{os.path.normpath(args.data)}:{target}", len(y)
+    problems = formula_problems(args.formulas, args.group)
+    if args.max_features is not None:
+        problems = [p for p in problems if len(p.features) <= args.max_features]
+        if not problems:
+            raise ValueError(f"no problem of --formulas {args.formulas} has at most {args.max_features} features")
+    todo = [(p.name, p.formula, lambda p=p: p.sample(args.points, zlib.crc32(p.name.encode()))) for p in problems]
+    return shard(todo, args.shard), args.formulas, args.points
+
+
 def read_dataset(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(X, y, target name) of a CSV with a header row; the target is `target` or the last column."""
+    """(X, y, target name) of a CSV with a header row of names and rows of numbers; the target is the column
+    `target`, or the one named "target" (the PMLB layout). Raises naming the file, row and column of what
+    does not fit."""
     with open(path, newline="") as file:
-        rows = list(csv.reader(file))
-    header, values = rows[0], np.array(rows[1:], dtype=np.float64)
-    if target and target not in header:
+        rows = [row for row in csv.reader(file) if row]
+    if not rows:
+        raise ValueError(f"--data {path} is empty: a dataset CSV has a header row of names, then rows of numbers")
+    header = rows[0]
+    if target is None and "target" not in header:
+        raise ValueError(f"--data {path}: which column is the target? pass --target NAME (columns: "
+                         f"{', '.join(header)})")
+    target = target or "target"
+    if target not in header:
         raise ValueError(f"{path} has no column {target!r} (columns: {', '.join(header)})")
-    column = header.index(target) if target else len(header) - 1
-    return np.delete(values, column, axis=1), values[:, column], header[column]
+    if len(header) < 2:
+        raise ValueError(f"--data {path} holds only the target column {target!r}: there are no features")
+    if len(rows) - 1 < MIN_ROWS:
+        raise ValueError(f"--data {path} has {len(rows) - 1} rows of data; the runner fits 75% and tests on 25%: "
+                         f"give at least {MIN_ROWS}")
+    values = np.empty((len(rows) - 1, len(header)))
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(f"--data {path} line {number} has {len(row)} cells, the header {len(header)}")
+        for column, cell in enumerate(row):
+            try:
+                values[number - 2, column] = float(cell)
+            except ValueError:
+                raise ValueError(f"--data {path} line {number}, column {header[column]!r}: {cell!r} is not a "
+                                 "number") from None
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise ValueError(f"--data {path} has {int(bad.sum())} rows with NaN or infinite values (first: line "
+                         f"{int(np.argmax(bad)) + 2}): drop or impute them first")
+    column = header.index(target)
+    if np.ptp(values[:, column]) == 0:
+        raise ValueError(f"--data {path}: the target {target!r} is constant; there is no function to find")
+    return np.delete(values, column, axis=1), values[:, column], target
 
 
 if __name__ == "__main__":
