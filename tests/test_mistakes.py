@@ -11,7 +11,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from snipjax import checkpoint, trainer
+from snipjax import trainer
 from snipjax.config import parse_flags
 from snipjax.data import __main__ as data_cli
 from snipjax.data.pipeline import EpochBatches

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from snipjax.data.files import atomic_write, write_text
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -113,7 +115,7 @@ def write_report(tag: str) -> str:
                       "| op kind | share |", "|---|---|"]
             lines += [f"| {kind} | {share:.1%} |" for kind, share in p["shares"].items()]
     text = "\n".join(lines + side_by_side_lines()) + "\n"
-    (HERE / f"{tag}.md").write_text(text)
+    write_text(HERE / f"{tag}.md", text)
     return text
 
 
@@ -141,7 +143,7 @@ def main(argv: list[str]) -> int:
     info = {"date": datetime.date.today().isoformat(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpu_count": cores,
             "device_kind": device_kind if backend != "cpu" else "cpu"}
-    with open(HERE / f"{tag}.jsonl", "w") as f:
+    with atomic_write(HERE / f"{tag}.jsonl") as f:
         for row in rows:
             f.write(json.dumps({**row, "machine": info}) + "\n")
     print(write_report(tag))

@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 from snipjax.bench import DATA_CASES, bench_data
+from snipjax.data.files import atomic_write, write_text
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -133,7 +134,7 @@ def _run(command: list[str], env: dict | None = None, cwd: Path = ROOT) -> subpr
 def official_data(official: Path, python: str, max_dim: int, normalize_y: bool, seconds: float,
                   scratch: Path) -> dict:
     driver = scratch / "official_data_driver.py"
-    driver.write_text(DATA_DRIVER)
+    write_text(driver, DATA_DRIVER)
     args = [str(official), str(max_dim), str(normalize_y), str(seconds), str(BATCH_SIZE)]
     result = _last_json(_run([python, str(driver), *args], env=ONE_CORE, cwd=scratch).stdout)
     return {"samples_per_s": result["samples"] / result["seconds"],
@@ -213,7 +214,7 @@ def main(argv: list[str]) -> int:
             rows.append(case(name, ours, theirs))
             print(json.dumps(rows[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as f:
+    with atomic_write(args.out) as f:
         for row in rows:
             f.write(json.dumps({**row, "machine": info}) + "\n")
     return 0

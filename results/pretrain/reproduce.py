@@ -29,6 +29,8 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))  # results/common.py
 
 from common import machine, pyplot  # noqa: E402
+
+from snipjax.data.files import atomic_write, write_text  # noqa: E402
 ABLATION_BASE = "configs/tiny.py"  # every key that shapes the run is overridden below
 # name: (config file, overrides). cpu_1d_tokens is the recipe before points became value features, kept to
 # compare with at equal steps.
@@ -119,7 +121,7 @@ def run_ablation(minutes: float) -> None:
         key = cost_key(overrides)
         if key not in done["probes"]:
             done["probes"][key] = samples_per_second(ABLATION_BASE, overrides)
-            out.write_text(json.dumps(done, indent=1) + "\n")
+            write_text(out, json.dumps(done, indent=1) + "\n")
     finished = {v["name"] for v in done["variants"]}
     for i, (name, overrides) in enumerate(ABLATION.items()):
         if name in finished:  # an interrupted ablation resumes with the next variant
@@ -135,7 +137,7 @@ def run_ablation(minutes: float) -> None:
                                  "wall_s": round(wall, 1), "command": command, "final": evals[-1],
                                  "evals": evals, "train": [r for r in rows if r["split"] == "train"]})
         done.update(minutes=minutes, machine=machine(), date=datetime.date.today().isoformat())
-        out.write_text(json.dumps(done, indent=1) + "\n")
+        write_text(out, json.dumps(done, indent=1) + "\n")
     report()
 
 
@@ -149,7 +151,7 @@ def run_final(names: list[str]) -> None:
         summary = {"command": command, "config_file": config_file, "config": config,
                    "machine": machine(), "date": datetime.date.today().isoformat(), "wall_time_s": round(wall, 1),
                    "final_eval": evals[-1], "best_eval": max(evals, key=lambda r: r["top1_n2s"] + r["top1_s2n"])}
-        (HERE / f"final_{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_text(HERE / f"final_{name}.json", json.dumps(summary, indent=2) + "\n")
         if name == "cpu_1d_tokens":
             record_mantissa_embeddings(f"runs/pretrain_{name}")
     report()
@@ -208,7 +210,7 @@ def run_ceiling() -> None:
               "pairs": n, "normalize_y": spec.normalize_y,
               "share_nearly_linear": float(np.mean(np.array(linear_r2) > 0.999)), "rows": rows,
               "encoders": encoders, "date": datetime.date.today().isoformat()}
-    (HERE / "ceiling.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_text(HERE / "ceiling.json", json.dumps(record, indent=1) + "\n")
     print(json.dumps(record))
 
 
@@ -305,7 +307,7 @@ def record_mantissa_embeddings(workdir: str) -> None:
               "random_pair_cosine": float(np.mean(np.sum(unit[a] * unit[b], axis=1))),
               "distance_rank_correlation": float(np.corrcoef(ranks(np.linalg.norm(rows[a] - rows[b], axis=1)),
                                                              ranks(np.abs(a - b)))[0, 1])}
-    (HERE / "mantissa_embeddings.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_text(HERE / "mantissa_embeddings.json", json.dumps(record, indent=1) + "\n")
 
 
 
@@ -327,7 +329,8 @@ def plot_ablation(ablation: dict) -> None:
                 title="Gradient norm", yscale="log")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7)
     fig.tight_layout(rect=(0, 0.17, 1, 1))
-    fig.savefig(HERE / "ablation.png", dpi=110)
+    with atomic_write(HERE / "ablation.png", "wb") as png:
+        fig.savefig(png, format="png", dpi=110)
 
 
 def plot_final(finals: dict[str, dict], rows: dict[str, list[dict]]) -> None:
@@ -347,7 +350,8 @@ def plot_final(finals: dict[str, dict], rows: dict[str, list[dict]]) -> None:
                ylim=(0, None))
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(HERE / "curve.png", dpi=120)
+    with atomic_write(HERE / "curve.png", "wb") as png:
+        fig.savefig(png, format="png", dpi=120)
 
 
 def explain_official(ablation: dict) -> list[str]:
@@ -488,7 +492,7 @@ def report() -> None:
                   f"{m['cpu_count']} cores, {m['platform']}, JAX {m['jax']}; date {any_final['date']}.", "",
                   "![curve](curve.png)", "", *explain_values(finals, final_rows)]
     lines += ceiling_lines()
-    (HERE / "README.md").write_text("\n".join(lines))
+    write_text(HERE / "README.md", "\n".join(lines))
 
 
 def main(argv: list[str]) -> int:

@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))  # results/common.py
 from common import machine, pyplot  # noqa: E402
 
 from snipjax.config import load_config_file  # noqa: E402
+from snipjax.data.files import atomic_write, write_text  # noqa: E402
 
 MODES = ("supervised", "frozen", "finetuned")
 TABLE_PROPERTIES = ("ncr", "upward", "yavg", "oscillation")
@@ -112,7 +113,8 @@ def plot_latents(pretrained: str, config: str) -> None:
             ax.set(title=f"{encoder} encoder, colour: {prop}", xticks=[], yticks=[])
     fig.suptitle("t-SNE of symbolic latents of 1,000 test expressions")
     fig.tight_layout()
-    fig.savefig(HERE / "latents.png", dpi=100)
+    with atomic_write(HERE / "latents.png", "wb") as png:
+        fig.savefig(png, format="png", dpi=100)
 
 
 def plot_low_data(runs: list[dict]) -> None:
@@ -128,7 +130,8 @@ def plot_low_data(runs: list[dict]) -> None:
         ax.axhline(0, color="gray", lw=0.5)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(HERE / "low_data.png", dpi=110)
+    with atomic_write(HERE / "low_data.png", "wb") as png:
+        fig.savefig(png, format="png", dpi=110)
 
 
 def find(runs, prop, mode, n_train=None):
@@ -193,7 +196,7 @@ def report() -> None:
     lines += ["", "![low data](low_data.png)", "", "## Latent space", "",
               "t-SNE of the symbolic latents of 1,000 test expressions, coloured by each property: the pretrained "
               "encoder (top) against the same network untrained (bottom).", "", "![latents](latents.png)", ""]
-    (HERE / "README.md").write_text("\n".join(lines))
+    write_text(HERE / "README.md", "\n".join(lines))
 
 
 def main(argv: list[str]) -> int:
@@ -228,7 +231,7 @@ def main(argv: list[str]) -> int:
     for prop, mode, n in plan:
         if find(results["runs"], prop, mode, n) is None:
             results["runs"].append(run_one(args.config, args.pretrained, prop, mode, n, extra))
-            out.write_text(json.dumps(results, indent=1) + "\n")
+            write_text(out, json.dumps(results, indent=1) + "\n")
     plot_latents(args.pretrained, args.config)
     report()
     return 0

@@ -24,6 +24,8 @@ sys.path.insert(0, str(HERE.parent))  # results/common.py
 
 from common import machine, pyplot  # noqa: E402
 
+from snipjax.data.files import atomic_write, write_text  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,11 +69,12 @@ def main() -> None:
     axis.legend(fontsize=6, loc="best")
     axis.set_title("formulas decoded along the latent path", fontsize=9)
     figure.tight_layout()
-    figure.savefig(HERE / "interpolation.png", dpi=130)
+    with atomic_write(HERE / "interpolation.png", "wb") as png:
+        figure.savefig(png, format="png", dpi=130)
     record = {"command": " ".join(["python", "results/sr/interpolation.py", *sys.argv[1:]]),
               "date": datetime.date.today().isoformat(), "machine": machine(), "checkpoint": args.checkpoint,
               "source": args.source, "target": args.target, "path": rows}
-    (HERE / "interpolation.json").write_text(json.dumps(record, indent=1))
+    write_text(HERE / "interpolation.json", json.dumps(record, indent=1))
     for row in rows:
         print(f"t={row['t']:.2f}: {row['formula']}")
 

@@ -37,6 +37,8 @@ sys.path.insert(0, str(HERE.parent))  # results/common.py
 
 from common import machine, pyplot  # noqa: E402
 
+from snipjax.data.files import atomic_write, write_text  # noqa: E402
+
 DECODINGS = {"sample": {"decoding": "sample", "optimizer": None},
              "beam10": {"decoding": "beam", "beam_size": 10, "optimizer": None}}
 SPLIT_SEED = 14423  # the official train/test split (LSO_eval.py)
@@ -123,7 +125,7 @@ def run(args) -> None:
                                        "complexity": r["snip_published_complexity"], "seconds": np.nan}
                                       for r in feynman], "r2_test"),
                                  "generated_rows": generated, "feynman_rows": feynman}
-        (HERE / "results.json").write_text(json.dumps(results, indent=1))
+        write_text(HERE / "results.json", json.dumps(results, indent=1))
     report()
 
 
@@ -190,7 +192,7 @@ def report() -> None:
                   f"`{record['target']}`.", "", "| t | decoded |", "|---|---|"]
         lines += [f"| {row['t']:.2f} | `{row['formula']}` |" for row in record["path"]]
         lines += ["", "![interpolation](interpolation.png)"]
-    (HERE / "README.md").write_text("\n".join(lines) + "\n")
+    write_text(HERE / "README.md", "\n".join(lines) + "\n")
 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -205,7 +207,8 @@ def report() -> None:
     axis.set_xlim(-1, 1)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(HERE / "r2.png", dpi=120)
+    with atomic_write(HERE / "r2.png", "wb") as png:
+        figure.savefig(png, format="png", dpi=120)
 
 
 LSO_PROBLEMS = {"feynman": ["--formulas", "feynman", "--max-features", "2"],
@@ -230,7 +233,7 @@ def lso(arguments: list[str]) -> None:
             command = ["--checkpoint", args.checkpoint, *selection, "--iterations", str(args.iterations),
                        "--out", str(out.relative_to(ROOT)), "--optimizer", optimizer or "none"]
             record["runs"][name] = "python -m snipjax.tasks.sr.benchmark " + " ".join(command)
-            (HERE / "lso.json").write_text(json.dumps(record, indent=1))
+            write_text(HERE / "lso.json", json.dumps(record, indent=1))
             print(f"{name}: {record['runs'][name]}", flush=True)
             benchmark.main(command)
     if (HERE / "results.json").exists():

@@ -77,3 +77,9 @@ def atomic_directory(path):
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def write_text(path, text: str) -> None:
+    """`Path(path).write_text(text)`, atomically."""
+    with atomic_write(path) as file:
+        file.write(text)
