@@ -26,55 +26,12 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from snipjax import parallel
+from snipjax import accelerators, parallel
 from snipjax.config import parse_flags
 from snipjax.data.pipeline import BatchProducer
-from snipjax.data.tokens import point_width
-from snipjax.models.blocked import row_block_steps
+from snipjax.models.flops import model_flops_per_step
 from snipjax.train import pretraining_task
 from snipjax.train_step import global_batch, make_steps
-
-# Dense peak FLOP/s per chip by device kind and compute dtype. JAX runs float32 matmuls on TF32 tensor cores
-# on Hopper GPUs and on bfloat16 passes on TPUs by default, so those are the float32 peaks here (an H100's
-# plain float32 peak without tensor cores is 67e12).
-PEAK_FLOPS = {
-    "H100": {"bfloat16": 989e12, "float32": 495e12},
-    "H200": {"bfloat16": 989e12, "float32": 495e12},
-    "TPU v4": {"bfloat16": 275e12, "float32": 275e12},
-    "TPU v5 lite": {"bfloat16": 197e12, "float32": 197e12},  # v5e
-    "TPU v5p": {"bfloat16": 459e12, "float32": 459e12},
-    "TPU v5": {"bfloat16": 459e12, "float32": 459e12},  # v5p reports itself as "TPU v5"
-}
-
-
-def peak_flops_per_device(device_kind: str, dtype: str) -> float | None:
-    """The known peak of a device kind such as 'NVIDIA H100 80GB HBM3' or 'TPU v4', else None."""
-    for name in sorted(PEAK_FLOPS, key=len, reverse=True):  # 'TPU v5 lite' before 'TPU v5'
-        if name in device_kind:
-            return PEAK_FLOPS[name][dtype]
-    return None
-
-
-def model_flops_per_step(config, symbol_len: int | None = None) -> float:
-    """Training FLOPs of one global batch with symbol sequences of `symbol_len` positions (default
-    config.data.max_len), counted analytically (MaxText's convention): the matmuls of both encoders, attention
-    scores and values, pooling and the two B×B similarity matrices, times 3 for the forward and backward
-    passes. Embedding lookups, norms and softmaxes are not counted."""
-    m = config.model
-    symbol_len = config.data.max_len if symbol_len is None else symbol_len
-    d, latent = m.d_model, m.latent_dim
-
-    def encoder(tokens: int) -> float:
-        per_layer = 2 * tokens * (4 * d * d + 2 * d * m.d_ff) + 4 * tokens * tokens * d
-        pool = 4 * tokens * d + 2 * d * latent  # scores + weighted sum, then the bottleneck
-        return m.n_layers * per_layer + pool
-
-    width = point_width(config.data.max_dim) * m.float_emb_dim  # concatenated float-token embeddings of a point
-    embedder = 2 * config.data.n_points * (width * width + width * d)
-    per_pair = embedder + encoder(config.data.n_points) + encoder(symbol_len)
-    similarity = 2 * 2 * config.batch_size**2 * latent
-    return 3.0 * (config.batch_size * per_pair + similarity)
-
 
 def _peak_memory() -> tuple[int, str]:
     stats = [device.memory_stats() or {} for device in jax.local_devices()]
@@ -107,7 +64,7 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
     """Benchmark `steps` train steps of `config` after a warm-up step; `peak_flops` per device overrides the
     table (needed for MFU on CPUs and unlisted chips); `profile_steps` more steps are traced."""
     mesh = parallel.make_mesh(config.mesh)
-    task = pretraining_task(config)
+    task = pretraining_task(config, mesh)
     compiled = make_steps(task, config, mesh)
     state = compiled.init(jax.random.key(config.seed))
     producer = BatchProducer(config.data, config.seed, config.batch_size, jax.process_index(),
@@ -154,7 +111,8 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
         producer.close()
 
     device = jax.devices()[0]
-    peak = peak_flops or peak_flops_per_device(device.device_kind, config.model.dtype)
+    chip = accelerators.chip_of(device.device_kind)
+    peak = peak_flops or (chip.peak_flops[config.model.dtype] if chip else None)
     # Per timed step: its symbol length decides the work.
     flops = float(np.mean([model_flops_per_step(config, length) for length in lengths]))
     costs = {length: executable.cost_analysis() for length, executable in executables.items()}
@@ -170,9 +128,9 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
         "step_ms": 1e3 * step_time, "data_ms": 1e3 * float(np.mean(data_s)),
         "model_flops_per_step": flops,
         # XLA's count of the partitioned program that one device runs (its share plus replicated work). It counts
-        # a loop body once, so it does not count layers run in row blocks (CPU; snipjax.models.blocked).
+        # a loop body once, so it does not count layers run in row blocks (CPU; snipjax.models.row_blocks).
         "xla_flops_per_device_step": (float(np.mean(xla_flops)) if len(xla_flops) == len(lengths)
-                                      and not row_block_steps(config.batch_size) else None),
+                                      and not parallel.kernels_for(config, mesh).row_block_steps(config.batch_size) else None),
         "symbol_lengths": lengths,
         "peak_flops_per_device": peak,
         "mfu": flops / (step_time * peak * jax.device_count()) if peak else None,

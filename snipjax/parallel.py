@@ -15,7 +15,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from snipjax.models.attention import ATTENTION_KERNELS
+from snipjax.models.transformer import Kernels
+
 MESH_AXES = ("data", "fsdp")
+KERNEL_CHOICES = ("auto", *ATTENTION_KERNELS)
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -55,6 +59,24 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
     # demand a sharding annotation on every ambiguous op; naming Auto gives the same program on 0.10 and 0.11.
     return jax.make_mesh(tuple(shape), MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(MESH_AXES),
                          devices=devices)
+
+
+def kernels_for(config, mesh: Mesh | None = None) -> Kernels:
+    """How the layers of `config`'s model are computed on `mesh` (None: one device of this process), from
+    `config.kernels`: 'auto' takes the row-blocked layers on CPUs and XLA's on accelerators, decided by the
+    mesh's platform, so a step compiled ahead of time for a TPU slice from a CPU host is the step the slice
+    runs. Row blocks take rows of every device's share of the batch (it is split over the whole mesh)."""
+    settings = config.get("kernels") or {}
+    choice = settings.get("attention", "auto")
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"config.kernels.attention must be one of {KERNEL_CHOICES}, got {choice!r}")
+    devices = jax.local_devices()[:1] if mesh is None else list(mesh.devices.flat)
+    if choice == "auto":
+        choice = "row_blocked" if devices[0].platform == "cpu" else "xla"
+    rows = settings.get("rows_per_block", 8)
+    if not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"config.kernels.rows_per_block must be a positive integer, got {rows!r}")
+    return Kernels(choice, rows, len(devices))
 
 
 def shard_by_shape(mesh: Mesh, tree, fsdp_min_size: int):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from snipjax import losses, models, trainer
+from snipjax import losses, models, parallel, trainer
 from snipjax.data.pipeline import BatchProducer, make_batch
 from snipjax.data.tokens import bucketed_length, point_width, trim_symbols
 from snipjax.train_step import Task
@@ -72,9 +72,10 @@ def held_out_batch(config) -> dict[str, np.ndarray]:
                                    np.arange(start, start + per_process)))
 
 
-def pretraining_task(config) -> Task:
-    """SNIP's two encoders trained with the contrastive loss of `config.loss.kind` on generated pairs."""
-    model = models.make_snip(config)
+def pretraining_task(config, mesh: jax.sharding.Mesh | None) -> Task:
+    """SNIP's two encoders trained with the contrastive loss of `config.loss.kind` on generated pairs, their
+    layers computed for `mesh`'s devices (None: one device)."""
+    model = models.make_snip(config, parallel.kernels_for(config, mesh))
     loss_fn = make_loss_fn(model, config.loss.kind)
 
     def init(key):
@@ -102,7 +103,7 @@ def pretraining_task(config) -> Task:
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Pretrain to `config.total_steps` (resuming from `workdir`); returns the last held-out retrieval."""
-    return trainer.run(pretraining_task(config), config, workdir)
+    return trainer.run(pretraining_task, config, workdir)
 
 
 if __name__ == "__main__":

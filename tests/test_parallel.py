@@ -118,8 +118,8 @@ def test_fsdp_equals_replicated():
     """Gradients, metrics and trained parameters with FSDP-sharded parameters equal replicated ones."""
     config = small_config(**{"mesh.fsdp": 2, "mesh.fsdp_min_size": 1024})
     fsdp_mesh, replicated_mesh = parallel.make_mesh(config.mesh), parallel.make_mesh(mesh_config(-1, 1))
-    task = pretraining_task(config)
-    fsdp_steps, replicated_steps = make_steps(task, config, fsdp_mesh), make_steps(task, config, replicated_mesh)
+    fsdp_steps = make_steps(pretraining_task(config, fsdp_mesh), config, fsdp_mesh)
+    replicated_steps = make_steps(pretraining_task(config, replicated_mesh), config, replicated_mesh)
     fsdp_state = fsdp_steps.init(jax.random.key(0))
     split = [leaf.sharding.spec for leaf in jax.tree.leaves(fsdp_state["params"]) if "fsdp" in leaf.sharding.spec]
     assert split, "some matrices should be split over 'fsdp'"

@@ -160,7 +160,7 @@ def test_property_run_resumes_exactly(pretrained, tmp_path):
 ])
 def test_bad_configs_are_refused_with_a_clear_error(pretrained, overrides, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message.replace("(", r"\(")):
-        prop_task.property_task(tiny_property_config(pretrained, **overrides))
+        prop_task.property_task(tiny_property_config(pretrained, **overrides), None)
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,4 +206,5 @@ def test_input_dimension_is_predicted_from_the_points_of_a_multi_dimensional_mod
     metrics = prop_task.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(metrics["r2"]) and "accuracy" not in metrics
     with pytest.raises(ValueError, match="defined for 1-D functions"):
-        prop_task.property_task(tiny_property_config("", mode="supervised", property="ncr", **{"data.max_dim": 3}))
+        prop_task.property_task(tiny_property_config("", mode="supervised", property="ncr", **{"data.max_dim": 3}),
+                                None)

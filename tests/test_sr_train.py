@@ -64,12 +64,12 @@ def test_decoder_trains_on_a_frozen_pretrained_encoder_and_resumes_exactly(encod
 def test_a_decoder_checkpoint_continues_whole_and_an_encoder_pair_is_refused_as_one(encoder_dir, tmp_path):
     sr_train.train_and_evaluate(tiny_sr_config(train_encoder=True, total_steps=2), str(tmp_path / "first"))
     config = tiny_sr_config(pretrained_sr=str(tmp_path / "first"))
-    task = sr_train.sr_task(config)
+    task = sr_train.sr_task(config, None)
     params, frozen = task.init(jax.random.key(5))
     first = checkpoint.load_params(str(tmp_path / "first"))[1]
     jax.tree.map(np.testing.assert_array_equal, params["decoder"], first["decoder"])
     with pytest.raises(ValueError, match="holds no decoder"):
-        sr_train.sr_task(tiny_sr_config(pretrained_sr=encoder_dir))
+        sr_train.sr_task(tiny_sr_config(pretrained_sr=encoder_dir), None)
 
 
 def test_sr_configs_build_and_start_with_their_command(monkeypatch):
@@ -106,7 +106,7 @@ def test_a_larger_dmax_widens_a_pretrained_encoder_without_changing_it_on_old_in
 
     config = tiny_sr_config(pretrained=str(tmp_path), train_encoder=True)
     assert config.data.max_dim == 2
-    params, _ = sr_train.sr_task(config).init(jax.random.key(2))
+    params, _ = sr_train.sr_task(config, None).init(jax.random.key(2))
     wide_config = sr_train.model_config(config)[0]
     assert wide_config.data.max_dim == 2
     wide = models.make_numeric_encoder(wide_config)

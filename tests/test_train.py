@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snipjax import bench_train, checkpoint, models, parallel, train, trainer
+from snipjax import accelerators, bench_train, checkpoint, models, parallel, train, trainer
 from snipjax.data import tokens
 from snipjax.data.pipeline import make_batch
+from snipjax.models import flops
 from snipjax.train import MODEL_INPUTS, example_inputs, make_loss_fn, model_inputs, pretraining_task
 from snipjax.train_step import make_steps
 from training_helpers import read_metrics, small_config
@@ -74,7 +75,8 @@ def test_a_run_with_cut_symbol_padding_equals_one_padded_to_max_len(tmp_path):
         config = small_config(**{"length_bucket": bucket, "data.max_len": 96, "model.max_positions": 96})
         train.train_and_evaluate(config, str(tmp_path / str(bucket)))
         runs[bucket] = read_metrics(tmp_path / str(bucket)), read_metrics(tmp_path / str(bucket), "eval")
-    first = pretraining_task(config).trim(model_inputs(make_batch(config.data, 0, np.arange(16))), lambda n: n)
+    task = pretraining_task(config, parallel.make_mesh(config.mesh))
+    first = task.trim(model_inputs(make_batch(config.data, 0, np.arange(16))), lambda n: n)
     assert first["symbols"].shape[1] < 96  # the bucketed run did cut
     for cut, padded in zip(runs[16], runs[0]):
         assert sorted(cut) == sorted(padded)
@@ -87,7 +89,7 @@ def test_a_run_with_cut_symbol_padding_equals_one_padded_to_max_len(tmp_path):
 def test_train_step_compiles_once():
     config = small_config()
     mesh = parallel.make_mesh(config.mesh)
-    steps = make_steps(pretraining_task(config), config, mesh)
+    steps = make_steps(pretraining_task(config, mesh), config, mesh)
     state = steps.init(jax.random.key(0))
     for step in range(3):
         local = make_batch(config.data, 0, np.arange(step * 16, step * 16 + 16))
@@ -175,7 +177,7 @@ def test_progress_line_shows_loss_accuracy_throughput_and_eta():
 
 def test_batch_that_does_not_split_over_devices_is_refused():
     with pytest.raises(ValueError, match="multiple of the 8 devices"):
-        trainer.check_batch_sizes(small_config(batch_size=12), {"batch_size": 12})
+        trainer.check_batch_sizes({"batch_size": 12}, jax.device_count())
 
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -228,7 +230,7 @@ def test_analytic_flops_agree_with_xla_on_one_device():
     loss_and_grads = jax.jit(jax.value_and_grad(make_loss_fn(model, config.loss.kind), has_aux=True))
     xla_flops = loss_and_grads.lower(params, inputs).compile().cost_analysis()["flops"]
     # The analytic count leaves out norms, softmaxes and other elementwise work, large at width 32.
-    assert 0.7 < bench_train.model_flops_per_step(config) / xla_flops <= 1.0
+    assert 0.7 < flops.model_flops_per_step(config) / xla_flops <= 1.0
 
 
 @pytest.mark.parametrize("kind, dtype, peak", [
@@ -236,7 +238,8 @@ def test_analytic_flops_agree_with_xla_on_one_device():
     ("TPU v4", "bfloat16", 275e12), ("TPU v5 lite", "bfloat16", 197e12), ("TPU v5p", "bfloat16", 459e12),
     ("cpu", "float32", None)])
 def test_known_peaks_are_found_by_device_kind(kind, dtype, peak):
-    assert bench_train.peak_flops_per_device(kind, dtype) == peak
+    chip = accelerators.chip_of(kind)
+    assert (chip.peak_flops[dtype] if chip else None) == peak
 
 
 def test_resuming_with_a_config_that_changes_the_data_stream_is_refused(tmp_path):
@@ -244,7 +247,7 @@ def test_resuming_with_a_config_that_changes_the_data_stream_is_refused(tmp_path
     (tmp_path / "checkpoints").mkdir()
     checkpoint.write_config(str(tmp_path), config)
     other_workers = small_config(**{"data.workers": config.data.workers + 1, "total_steps": config.total_steps + 5})
-    keys = pretraining_task(config).resume_keys
+    keys = pretraining_task(config, parallel.make_mesh(config.mesh)).resume_keys
     trainer.check_resumable(other_workers, str(tmp_path), keys)  # workers and length may change
     with pytest.raises(ValueError, match="seed, batch_size"):
         trainer.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size),
@@ -307,7 +310,7 @@ def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
     )
     config = small_config(total_steps=60, log_every=20, eval_every=30, checkpoint_every=30)
     config.optim.update(kind="adamw_cosine", lr=0.1, warmup_steps=5)
-    evaluation = trainer.run(task, config, str(tmp_path))
+    evaluation = trainer.run(lambda config, mesh: task, config, str(tmp_path))
     assert evaluation["loss"] < 0.05 and sorted(read_metrics(tmp_path, "eval")) == [30, 60]
     state = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / "60" / checkpoint.STATE)
     assert state["frozen"]["offset"] == 3.0 and "offset" not in str(jax.tree_util.tree_structure(state["opt_state"]))

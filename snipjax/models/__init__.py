@@ -5,5 +5,5 @@ from snipjax.models.encoders import (AttentionPool, NumericEncoder, PointEmbedde
 from snipjax.models.snip import SNIP, make_numeric_encoder, make_snip, transformer_spec
 from snipjax.models.sr import (ExpressionDecoder, Mapper, SymbolicRegressionModel, make_next_token_logits,
                                make_sr_model)
-from snipjax.models.transformer import (FeedForward, MultiHeadAttention, Transformer, TransformerBlock,
+from snipjax.models.transformer import (FeedForward, Kernels, MultiHeadAttention, Transformer, TransformerBlock,
                                         TransformerSpec)

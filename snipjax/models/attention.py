@@ -1,12 +1,10 @@
-"""CPU execution of the transformer: layers taken a few batch rows at a time, and attention's backward pass.
+"""Attention over [B, T, H, D] inputs, by one of two kernels.
 
-On a CPU, XLA runs each op over the whole batch, so every intermediate of a layer ([B, T, d_ff] hidden units,
-[B, H, T, T] attention scores) goes to memory and back, often more than once, and some matmuls over 12,800 rows
-run at half the speed of the same matmul over a few hundred. `Transformer` applies each layer to
-`ROWS_PER_BLOCK` rows at a time (a scan whose autodiff is blockwise too), which keeps them in cache. XLA's
-autodiff of the softmax is the other cost: `dot_product_attention` writes the backward pass out
-(FlashAttention's recurrence: recompute the probabilities from the saved log-sum-exp). Results equal the
-whole-batch computation up to float rounding; accelerators use that.
+'xla' is XLA's attention (`jax.nn.dot_product_attention`) and its autodiff: what accelerators run. 'row_blocked'
+is the CPU's choice (with the layers taken in row blocks, `snipjax.models.row_blocks`): its backward pass is
+written out (FlashAttention's recurrence: recompute the probabilities from the saved log-sum-exp), which on a
+2-core x86 CPU took 155-165 ms forward and backward against XLA's 270-290 (batch 64, 8 heads, 200 positions).
+Both give the same values and gradients up to float rounding.
 """
 
 from __future__ import annotations
@@ -18,44 +16,16 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-# Per device and step. For a d 256 / 4-layer SNIP step at batch 64 on a 2-core x86 CPU, 8 had the best mean
-# step time over five runs; 2 and 4 were within the machine's run-to-run noise (about 10%), 1 and 64 slower.
-ROWS_PER_BLOCK = 8
-
-
-def on_cpu() -> bool:
-    return jax.default_backend() == "cpu"
-
-
-def row_block_steps(batch: int) -> int:
-    """Steps a batch of `batch` rows is taken in, ROWS_PER_BLOCK rows of every device's share per step; 0 where
-    blocking does not apply (not a CPU, rows that do not divide evenly, or a single step)."""
-    rows = ROWS_PER_BLOCK * jax.device_count()
-    steps = batch // rows if on_cpu() and batch % rows == 0 else 0
-    return steps if steps > 1 else 0
-
-
-def split_rows(x: Array, steps: int) -> Array:
-    """[B, ...] → [steps, B / steps, ...]. Step s takes rows s*r..s*r+r-1 of every device's contiguous share of
-    a batch sharded over all devices, so that steps run over an axis no device splits."""
-    devices = jax.device_count()
-    blocks = x.reshape(devices, steps, -1, *x.shape[1:])
-    return jnp.swapaxes(blocks, 0, 1).reshape(steps, -1, *x.shape[1:])
-
-
-def join_rows(y: Array) -> Array:
-    """The inverse of `split_rows`."""
-    steps, rows = y.shape[:2]
-    devices = jax.device_count()
-    blocks = y.reshape(steps, devices, rows // devices, *y.shape[2:])
-    return jnp.swapaxes(blocks, 0, 1).reshape(steps * rows, *y.shape[2:])
+ATTENTION_KERNELS = ("xla", "row_blocked")
 
 
 def dot_product_attention(query: Array, key: Array, value: Array, kv_lengths: Array | None = None,
-                          causal: bool = False) -> Array:
+                          causal: bool = False, kernel: str = "xla") -> Array:
     """softmax(q·kᵀ/√d) v over [B, T, H, D] inputs; keys at or past `kv_lengths[b]` and, if `causal`, keys
     after the query are left out. Scores and softmax are float32; the output has the value's dtype."""
-    if not on_cpu() or query.shape[1] == 1:
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"attention kernel must be one of {ATTENTION_KERNELS}, got {kernel!r}")
+    if kernel == "xla" or query.shape[1] == 1:
         # One query position (cached decoding) has no backward pass and no scores worth the transposes.
         return jax.nn.dot_product_attention(query, key, value, is_causal=causal, key_value_seq_lengths=kv_lengths)
     if kv_lengths is None:

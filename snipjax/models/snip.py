@@ -11,7 +11,7 @@ import ml_collections
 
 from snipjax.data.vocab import get_vocab
 from snipjax.models.encoders import NumericEncoder, SymbolicEncoder
-from snipjax.models.transformer import TransformerSpec
+from snipjax.models.transformer import Kernels, TransformerSpec
 
 Array = jax.Array
 
@@ -25,8 +25,9 @@ SIGLIP_INIT_BIAS = -10.0
 
 
 def transformer_spec(model_cfg: ml_collections.ConfigDict, n_layers: int | None = None,
-                     n_heads: int | None = None) -> TransformerSpec:
-    """The encoder stack described by `config.model` (layer and head counts overridable, for the decoder)."""
+                     n_heads: int | None = None, kernels: Kernels = Kernels()) -> TransformerSpec:
+    """The encoder stack described by `config.model` (layer and head counts overridable, for the decoder),
+    computed by `kernels`."""
     if model_cfg.dtype not in COMPUTE_DTYPES:
         raise ValueError(f"config.model.dtype must be one of {sorted(COMPUTE_DTYPES)}, got {model_cfg.dtype!r}")
     return TransformerSpec(
@@ -38,13 +39,14 @@ def transformer_spec(model_cfg: ml_collections.ConfigDict, n_layers: int | None 
         norm=model_cfg.norm,
         ln_eps=model_cfg.ln_eps,
         dtype=COMPUTE_DTYPES[model_cfg.dtype],
+        kernels=kernels,
     )
 
 
-def make_numeric_encoder(config: ml_collections.ConfigDict) -> NumericEncoder:
+def make_numeric_encoder(config: ml_collections.ConfigDict, kernels: Kernels = Kernels()) -> NumericEncoder:
     """The numeric tower of `config` (shared by SNIP and the symbolic-regression model)."""
     m = config.model
-    return NumericEncoder(transformer_spec(m), get_vocab(config.data.max_dim).float_size, m.float_emb_dim,
+    return NumericEncoder(transformer_spec(m, kernels=kernels), get_vocab(config.data.max_dim).float_size, m.float_emb_dim,
                           m.latent_dim, m.numeric_positions, m.pool_mask, m.get("float_init", "official"),
                           m.get("point_input", "tokens"))
 
@@ -88,13 +90,14 @@ class SNIP(nn.Module):
         }
 
 
-def make_snip(config: ml_collections.ConfigDict) -> SNIP:
-    """The SNIP model of `config` (reads config.model, config.loss and config.data.max_dim)."""
+def make_snip(config: ml_collections.ConfigDict, kernels: Kernels = Kernels()) -> SNIP:
+    """The SNIP model of `config` (reads config.model, config.loss and config.data.max_dim), its layers
+    computed by `kernels` (default: XLA's, whole batch; programs pass `snipjax.parallel.kernels_for`'s)."""
     if config.loss.kind not in LOSS_KINDS:
         raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
     m = config.model
     vocab = get_vocab(config.data.max_dim)
-    symbolic = SymbolicEncoder(transformer_spec(m), vocab.equation_size, m.latent_dim, m.pool_mask,
+    symbolic = SymbolicEncoder(transformer_spec(m, kernels=kernels), vocab.equation_size, m.latent_dim, m.pool_mask,
                                m.get("float_init", "official"), vocab.n_symbols, m.get("constant_input", "tokens"),
                                3 * m.float_emb_dim, config.data.get("max_len"))
-    return SNIP(make_numeric_encoder(config), symbolic, config.loss.kind, config.loss.temperature)
+    return SNIP(make_numeric_encoder(config, kernels), symbolic, config.loss.kind, config.loss.temperature)

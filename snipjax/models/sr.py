@@ -16,7 +16,7 @@ import ml_collections
 from snipjax.data.vocab import get_vocab
 from snipjax.models.encoders import NumericEncoder
 from snipjax.models.snip import make_numeric_encoder, transformer_spec
-from snipjax.models.transformer import DecodeStep, Transformer, TransformerSpec, dense, embedding_init
+from snipjax.models.transformer import DecodeStep, Kernels, Transformer, TransformerSpec, dense, embedding_init
 
 Array = jax.Array
 
@@ -102,16 +102,16 @@ class SymbolicRegressionModel(nn.Module):
         return self.decode(self.encode_numeric(points), tokens, token_len)
 
 
-def make_sr_model(config: ml_collections.ConfigDict) -> SymbolicRegressionModel:
+def make_sr_model(config: ml_collections.ConfigDict, kernels: Kernels = Kernels()) -> SymbolicRegressionModel:
     """The SR model of `config`: config.model as for SNIP, plus config.model.decoder.{n_layers, n_heads,
-    memory_length (the mapper's number of memory vectors), tie_embeddings}."""
+    memory_length (the mapper's number of memory vectors), tie_embeddings}; its layers computed by `kernels`."""
     m = config.model
     if "decoder" not in m:
         raise ValueError("config.model.decoder (n_layers, n_heads, memory_length) is missing: this config "
                          "describes a SNIP encoder pair, not a symbolic-regression model")
-    spec = transformer_spec(m, n_layers=m.decoder.n_layers, n_heads=m.decoder.n_heads)
+    spec = transformer_spec(m, n_layers=m.decoder.n_layers, n_heads=m.decoder.n_heads, kernels=kernels)
     return SymbolicRegressionModel(
-        numeric_encoder=make_numeric_encoder(config),
+        numeric_encoder=make_numeric_encoder(config, kernels),
         mapper=Mapper(m.latent_dim, m.d_model, m.decoder.memory_length, spec.dtype),
         decoder=ExpressionDecoder(spec, get_vocab(config.data.max_dim).equation_size,
                                   m.decoder.get("tie_embeddings", True)),

@@ -14,9 +14,40 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from snipjax.models.blocked import dot_product_attention, join_rows, row_block_steps, split_rows
+from snipjax.models.attention import ATTENTION_KERNELS, dot_product_attention
+from snipjax.models.row_blocks import over_row_blocks, row_block_steps
 
 Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernels:
+    """How the layers are computed: a choice for the devices a step is compiled for, made where the step is
+    built (`snipjax.parallel.kernels_for`), never from the process the code runs in. It changes no parameter.
+
+    attention:      'xla' (whole batch, XLA's attention: accelerators) | 'row_blocked' (each layer over
+                    `rows_per_block` rows of every batch shard per step, attention with a written-out backward
+                    pass: CPUs; snipjax.models.row_blocks, snipjax.models.attention)
+    rows_per_block: rows of each shard per step of a row-blocked layer
+    batch_shards:   devices the batch rows are split over (each takes a contiguous share)
+    """
+
+    attention: str = "xla"
+    rows_per_block: int = 8
+    batch_shards: int = 1
+
+    def __post_init__(self):
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention kernel must be one of {ATTENTION_KERNELS}, got {self.attention!r}")
+        if self.rows_per_block < 1 or self.batch_shards < 1:
+            raise ValueError(f"rows_per_block ({self.rows_per_block}) and batch_shards ({self.batch_shards}) "
+                             "must be positive")
+
+    def row_block_steps(self, batch: int) -> int:
+        """Row-block steps of a batch of `batch` rows; 0: the whole batch at once."""
+        if self.attention != "row_blocked":
+            return 0
+        return row_block_steps(batch, self.rows_per_block, self.batch_shards)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +62,7 @@ class TransformerSpec:
     norm: str = "post"  # 'post' (official) | 'pre'
     ln_eps: float = 1e-12
     dtype: Any = jnp.float32  # compute dtype; parameters are always float32
+    kernels: Kernels = Kernels()
 
     def __post_init__(self):
         if self.norm not in ("post", "pre"):
@@ -84,6 +116,7 @@ class MultiHeadAttention(nn.Module):
     d_model: int
     n_heads: int
     dtype: Any = jnp.float32
+    kernel: str = "xla"  # snipjax.models.attention
 
     @nn.compact
     def __call__(self, x: Array, kv: Array, kv_lengths: Array | None = None, causal: bool = False,
@@ -114,7 +147,7 @@ class MultiHeadAttention(nn.Module):
                 self.variable("cache", "memory_value", lambda: projected[1])
             key = self.get_variable("cache", "memory_key")
             value = self.get_variable("cache", "memory_value")
-        context = dot_product_attention(query, key, value, kv_lengths, causal)
+        context = dot_product_attention(query, key, value, kv_lengths, causal, self.kernel)
         return dense(self.d_model, self.d_model, self.dtype, "out_lin")(context.reshape(x.shape))
 
 
@@ -152,7 +185,7 @@ class TransformerBlock(nn.Module):
             return x + branch(norm(x))
 
         def attention(name: str) -> MultiHeadAttention:
-            return MultiHeadAttention(spec.d_model, spec.n_heads, spec.dtype, name=name)
+            return MultiHeadAttention(spec.d_model, spec.n_heads, spec.dtype, spec.kernels.attention, name=name)
 
         x = residual(x, lambda h: attention("attention")(h, h, lengths, causal, cache), "layer_norm1")
         if self.cross_attention:
@@ -192,11 +225,12 @@ class Transformer(nn.Module):
             return h if keep is None else h * keep
 
         x = zero_padding(x)
-        steps = 0 if cache is not None else row_block_steps(x.shape[0])
+        steps = 0 if cache is not None else spec.kernels.row_block_steps(x.shape[0])
         for i in range(spec.n_layers):
             block = TransformerBlock(spec, self.cross_attention, name=f"block_{i}")
             if steps:
-                x = zero_padding(_over_row_blocks(block, steps, x, lengths, causal, memory))
+                x = zero_padding(over_row_blocks(block, lambda b, x, n, m: b(x, n, causal, m), steps,
+                                                 spec.kernels.batch_shards, x, lengths, memory))
             else:
                 x = zero_padding(block(x, lengths, causal, memory, cache))
         if spec.norm == "pre":
@@ -204,19 +238,3 @@ class Transformer(nn.Module):
             x = zero_padding(layer_norm(spec, "layer_norm_final")(x))
         return x
 
-
-def _over_row_blocks(block: TransformerBlock, steps: int, x: Array, lengths: Array | None, causal: bool,
-                     memory: Array | None) -> Array:
-    """`block` applied to the batch in `steps` row blocks, one after the other (see snipjax.models.blocked);
-    its parameters are the block's own, shared by every step."""
-
-    def step(module, carry, rows):
-        x_rows, length_rows, memory_rows = rows
-        return carry, module(x_rows, length_rows, causal, memory_rows)
-
-    def rows_of(a):
-        return None if a is None else split_rows(a, steps)
-
-    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
-    _, out = scan(block, None, (rows_of(x), rows_of(lengths), rows_of(memory)))
-    return join_rows(out)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from snipjax import checkpoint, models, trainer
+from snipjax import checkpoint, models, parallel, trainer
 from snipjax.data.pipeline import EpochBatches, generate
 from snipjax.data.properties import EXPRESSION_PROPERTY_NAMES
 from snipjax.models.transformer import dense
@@ -156,12 +156,13 @@ def classification_metrics(logits: np.ndarray, truth: np.ndarray, train_mean: fl
     return metrics
 
 
-def property_task(config) -> Task:
-    """The predictor of `config.property` in `config.mode`, with its training and test sets, for the loop."""
+def property_task(config, mesh: jax.sharding.Mesh | None) -> Task:
+    """The predictor of `config.property` in `config.mode`, with its training and test sets, for the loop; its
+    layers computed for `mesh`'s devices (None: one device)."""
     encoder_cfg, pretrained = encoder_config(config)
     prop, label = config.property, label_name(config.property)
     data = data_config(config, encoder_cfg)
-    snip = models.make_snip(encoder_cfg)
+    snip = models.make_snip(encoder_cfg, parallel.kernels_for(config, mesh))
     encoder = snip.symbolic_encoder if direction(prop) == "symbolic" else snip.numeric_encoder
     model = PropertyPredictor(encoder.clone(parent=None), config.head_hidden, encoder_cfg.model.latent_dim)
     fields = encoder_inputs(prop)
@@ -240,7 +241,7 @@ def check_config(config) -> None:
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Train the predictor to `config.total_steps` (resuming from `workdir`); returns the test-set metrics."""
     check_config(config)
-    return trainer.run(property_task(config), config, workdir)
+    return trainer.run(property_task, config, workdir)
 
 
 if __name__ == "__main__":

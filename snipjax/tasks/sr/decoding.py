@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from snipjax import models
+from snipjax import models, parallel
 from snipjax.data import floats
 from snipjax.data.expressions import Expression, is_variable
 from snipjax.data.vocab import OPERATOR_ARITY, TOKENS_PER_FLOAT, get_vocab
@@ -105,7 +105,7 @@ def model_step(model, params, memory: jax.Array, max_len: int) -> Step:
 
 @functools.cache
 def _decoders(config: ml_collections.FrozenConfigDict):
-    model = models.make_sr_model(config)
+    model = models.make_sr_model(config, parallel.kernels_for(config))
     vocab = get_vocab(config.data.max_dim)
     ends = dict(bos=vocab.eos_id, eos=vocab.eos_id, pad=vocab.pad_id)
 

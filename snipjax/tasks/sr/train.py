@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from snipjax import checkpoint, models, trainer
+from snipjax import checkpoint, models, parallel, trainer
 from snipjax.data.pipeline import BatchProducer, make_batch
 from snipjax.train import EVAL_SEED_OFFSET, MODEL_INPUTS, example_inputs, symbol_trim
 from snipjax.train_step import Task
@@ -62,10 +62,11 @@ def sequence_targets(symbols: jax.Array, symbol_len: jax.Array):
     return inputs, targets, mask
 
 
-def sr_task(config) -> Task:
-    """Teacher-forced decoder training on generated expressions, for the shared loop."""
+def sr_task(config, mesh: jax.sharding.Mesh | None) -> Task:
+    """Teacher-forced decoder training on generated expressions, for the shared loop; the layers computed for
+    `mesh`'s devices (None: one device)."""
     sr_config, start, widen_from = model_config(config)
-    model = models.make_sr_model(sr_config)
+    model = models.make_sr_model(sr_config, parallel.kernels_for(config, mesh))
     data = ml_collections.ConfigDict(sr_config.data.to_dict())
     data.workers = config.data.workers
     shapes = example_inputs(sr_config, config.batch_size)
@@ -126,7 +127,7 @@ def sr_task(config) -> Task:
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Train mapper and decoder to `config.total_steps` (resuming from `workdir`); returns the held-out eval."""
-    return trainer.run(sr_task(config), config, workdir)
+    return trainer.run(sr_task, config, workdir)
 
 
 if __name__ == "__main__":

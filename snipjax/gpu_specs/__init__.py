@@ -1,0 +1,1 @@
+"""GPU target descriptions for compiling without the GPU (snipjax.accelerators); see README.md here."""
