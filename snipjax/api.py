@@ -12,6 +12,7 @@ required keyword; `functools.partial(snipjax.encode_numeric, config=config)` giv
 from __future__ import annotations
 
 import functools
+import os
 from typing import Sequence
 
 import jax
@@ -21,12 +22,15 @@ import numpy as np
 
 from snipjax import checkpoint, models, parallel
 from snipjax.data import floats, tokens
+from snipjax.data.vocab import get_vocab
 from snipjax.data.points import normalize_outputs, standardize_inputs
 
 
 def load(path: str) -> tuple[ml_collections.ConfigDict, dict]:
     """(config, params) from an export dir (`config.json` + `params/`) or a training workdir's latest
     checkpoint; the params are placed on the default device."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load takes the path of a training workdir or an export dir, got {type(path).__name__}")
     config, params = checkpoint.load_params(path)
     return config, jax.device_put(params)
 
@@ -51,9 +55,24 @@ def _check_pair(params, config) -> None:
                         f"got a {type(params).__name__}")
 
 
+def _check_count(name: str, value, low: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_ids(name: str, ids: np.ndarray, size: int) -> None:
+    """Raise naming the first id outside the vocabulary [0, size): the embedding lookup would clamp it."""
+    bad = (ids < 0) | (ids >= size)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} holds ids outside the vocabulary 0..{size - 1} (first: {ids[where]} at index "
+                         f"{where}): build them with snipjax.data.tokens")
+
+
 def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int, width: int) -> jax.Array:
     """Apply `encode` to row chunks of `arrays`, padding each chunk to a power of two (at most `batch_size`)
     by repeating its last row, so that any number of rows compiles only a few shapes; no rows give [0, width]."""
+    _check_count("batch_size", batch_size, 1)
     n = len(arrays[0])
     if n == 0:
         return jnp.zeros((0, width), jnp.float32)
@@ -76,6 +95,7 @@ def encode_numeric_tokens(params, points, *, config: ml_collections.ConfigDict, 
     if points.ndim != 3 or points.shape[-1] != width:
         raise ValueError(f"points must be float-token ids [B, N, {width}] for a model of Dmax "
                          f"{config.data.max_dim}, got shape {points.shape}")
+    _check_ids("points", points, get_vocab(config.data.max_dim).float_size)
     numeric, _ = _encoders(ml_collections.FrozenConfigDict(config))
     return _in_chunks(functools.partial(numeric, params), [points], batch_size, config.model.latent_dim)
 
@@ -90,6 +110,10 @@ def encode_symbolic_tokens(params, symbols, symbol_len, *, config: ml_collection
     if symbols.ndim != 2 or symbol_len.shape != symbols.shape[:1]:
         raise ValueError(f"symbols must be [B, T] ids with symbol_len [B], got {symbols.shape} and "
                          f"{symbol_len.shape}")
+    _check_ids("symbols", symbols, get_vocab(config.data.max_dim).equation_size)
+    if ((symbol_len < 2) | (symbol_len > symbols.shape[1])).any():
+        raise ValueError(f"symbol_len must count both <EOS> and lie in 2..{symbols.shape[1]} (the width of "
+                         f"symbols), got {symbol_len.min()}..{symbol_len.max()}")
     _, symbolic = _encoders(ml_collections.FrozenConfigDict(config))
     return _in_chunks(functools.partial(symbolic, params), [symbols, symbol_len], batch_size,
                       config.model.latent_dim)
@@ -101,6 +125,18 @@ def _point_subsets(n: int, n_points: int, count: int, seed: int) -> np.ndarray:
         return np.arange(n)[None]
     rng = np.random.default_rng(seed)
     return np.stack([np.sort(rng.choice(n, n_points, replace=False)) for _ in range(count)])
+
+
+def _real_array(name: str, values) -> np.ndarray:
+    """`values` as a float64 array; complex values, text and ragged lists raise naming the argument."""
+    try:
+        array = np.asarray(values)
+        if not np.iscomplexobj(array):
+            return array.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of real numbers, of one length per axis ({error})") from None
+    raise ValueError(f"{name} is complex; SNIP encodes real values: pass the real part (np.real) or the modulus "
+                     "explicitly")
 
 
 def _normalized(name: str, values: np.ndarray, normalize) -> np.ndarray:
@@ -132,11 +168,12 @@ def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize
     error unless `allow_fewer_points=True`.
     """
     _check_pair(params, config)
-    for name, values in (("X", X), ("y", y)):
-        if np.iscomplexobj(values):
-            raise ValueError(f"{name} is complex; SNIP encodes real values: pass the real part (np.real) or the "
-                             "modulus explicitly")
-    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    X, y = _real_array("X", X), _real_array("y", y)
+    _check_count("subsamples", subsamples, 1)
+    _check_count("seed", seed, 0)
+    for name, flag in (("normalize", normalize), ("allow_fewer_points", allow_fewer_points)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     if y.ndim not in (1, 2):
         raise ValueError(f"y must be [N] (one dataset) or [B, N] (a batch), got shape {y.shape}")
     if X.ndim == y.ndim:

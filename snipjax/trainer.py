@@ -140,12 +140,13 @@ LOOP_COUNTS = (*BATCH_SIZE_KEYS, "total_steps", "log_every", "eval_every", "chec
 
 
 def check_loop_settings(config, workdir: str) -> None:
-    """Raise naming the first of the loop's counts that is not a positive integer, or a workdir that is a
-    file."""
-    for name in LOOP_COUNTS:
+    """Raise naming the first of the loop's counts that is not a positive integer (the seed: not negative), or
+    a workdir that is a file."""
+    for name, low in [*((name, 1) for name in LOOP_COUNTS), ("seed", 0)]:
         value = config.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"config.{name}={value!r} must be a positive integer: set --config.{name}")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            kind = "a positive integer" if low else "an integer >= 0"
+            raise ValueError(f"config.{name}={value!r} must be {kind}: set --config.{name}")
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ValueError(f"--workdir {workdir} is a file; a run writes a folder (config, checkpoints, metrics): "
                          "choose another --workdir")

@@ -1,6 +1,7 @@
 """The functional API: load, encode_numeric, encode_symbolic."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -169,3 +170,32 @@ def test_params_and_config_in_swapped_order_are_named(loaded, encode, inputs):
         encode(config, *inputs, config=params)
     with pytest.raises(TypeError, match="params must be the parameter dict"):
         encode("runs/tiny", *inputs, config=config)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"X": ["a"] * 50}, "X must be an array of real numbers"),
+    ({"X": [[1.0, 2.0], [3.0]]}, "X must be an array of real numbers, of one length per axis"),
+    ({"subsamples": 0}, "subsamples must be an integer >= 1, got 0"),
+    ({"subsamples": 2.5}, "subsamples must be an integer >= 1, got 2.5"),
+    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"normalize": "no"}, "normalize must be True or False, got 'no'"),
+])
+def test_encode_numeric_names_a_bad_argument(loaded, change, message):
+    config, params = loaded
+    arguments = {"X": np.linspace(-1, 1, 50), "y": np.linspace(0, 1, 50), **change}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        api.encode_numeric(params, arguments.pop("X"), arguments.pop("y"), config=config, **arguments)
+
+
+def test_token_ids_outside_the_vocabulary_or_lengths_outside_the_sequence_are_refused(loaded):
+    config, params = loaded
+    with pytest.raises(ValueError, match=r"symbols holds ids outside the vocabulary 0\.\.\d+ \(first: 99999"):
+        api.encode_symbolic_tokens(params, np.full((1, 10), 99999), np.array([5]), config=config)
+    for length in (0, 11):
+        with pytest.raises(ValueError, match=r"symbol_len must count both <EOS> and lie in 2\.\.10"):
+            api.encode_symbolic_tokens(params, np.zeros((1, 10)), np.array([length]), config=config)
+    with pytest.raises(ValueError, match=r"points holds ids outside the vocabulary 0\.\.\d+ \(first: -1"):
+        api.encode_numeric_tokens(params, np.full((1, 50, 9), -1), config=config)
+    with pytest.raises(TypeError, match="load takes the path of a training workdir or an export dir, got NoneType"):
+        api.load(None)

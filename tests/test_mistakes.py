@@ -3,6 +3,7 @@ problem and the fix, a non-zero status, and nothing they had lost or overwritten
 
 import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -140,3 +141,16 @@ def test_data_command_mistakes_get_one_line(tmp_path, capsys, arguments, message
     assert status in (1, 2)
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("seed", -1, "config.seed=-1 must be an integer >= 0"),
+    ("data.n_points", 0, "data.n_points=0 must be an integer >= 1"),
+    ("data.max_len", 0, "data.max_len=0 must be an integer >= 3"),
+])
+def test_seed_and_data_sizes_out_of_range_are_named(tmp_path, key, value, message):
+    from snipjax.train import pretraining_task
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        trainer.run(pretraining_task, loop_config(**{key: value}), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -1,5 +1,6 @@
 """SNIPRegressor: the scikit-learn contract, the fit pipeline, sympy/LaTeX output and its errors."""
 
+import re
 import warnings
 
 import jax
@@ -247,3 +248,23 @@ def test_the_time_limit_stops_the_search_before_an_iteration_that_would_pass_it(
 def test_refit_method_is_checked(tiny_checkpoint):
     with pytest.raises(ValueError, match="refit_method must be one of"):
         SNIPRegressor(checkpoint=tiny_checkpoint, refit_method="bfgs").fit(*linear_data())
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
+    ({"decoding": "beam", "beam_size": 0}, "beam_size must be an integer >= 1, got 0"),
+    ({"temperature": -1.0}, "temperature must be > 0, got -1.0"),
+    ({"max_len": 0}, "max_len must be None (the model's) or an integer >= 2, got 0"),
+    ({"max_fit_points": 0}, "max_fit_points must be an integer >= 1, got 0"),
+    ({"lso_iterations": -1}, "lso_iterations must be an integer >= 0, got -1"),
+    ({"random_state": -1}, "random_state must be an integer >= 0, got -1"),
+])
+def test_parameters_out_of_range_are_named_before_the_fit(tiny_checkpoint, parameters, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SNIPRegressor(checkpoint=tiny_checkpoint, **parameters).fit(*linear_data())
+
+
+def test_inputs_too_large_to_standardize_are_refused_not_fit_as_constants(tiny_checkpoint):
+    X, y = linear_data()
+    with pytest.raises(ValueError, match="X is too large to standardize"):
+        SNIPRegressor(checkpoint=tiny_checkpoint, optimizer=None).fit(X * 1e300, y)

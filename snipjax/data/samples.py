@@ -41,6 +41,9 @@ class DataSpec:
     sampler: SamplerSpec = SamplerSpec()
 
     def __post_init__(self):
+        for name, low in (("max_dim", 1), ("n_points", 1), ("max_len", 3), ("max_centroids", 1)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ValueError(f"data.{name}={getattr(self, name)!r} must be an integer >= {low}")
         if self.property_y not in PROPERTY_Y:
             raise ValueError(f"property_y must be one of {PROPERTY_Y}, got {self.property_y!r}")
         if self.normalize_y is None:

@@ -171,6 +171,19 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"decoding must be 'sample' or 'beam', got {self.decoding!r}")
         return _load(str(self.checkpoint))
 
+    def _check_counts(self) -> None:
+        """Raise naming the first count or level out of its range (each would otherwise fail deep in a
+        decoder, or be ignored)."""
+        for name, low in (("n_samples", 1), ("beam_size", 1), ("max_fit_points", 1), ("refit_iterations", 0),
+                          ("lso_iterations", 0), ("random_state", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.max_len is not None and not (isinstance(self.max_len, (int, np.integer)) and self.max_len >= 2):
+            raise ValueError(f"max_len must be None (the model's) or an integer >= 2, got {self.max_len!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+
     def _select_features(self, X: np.ndarray, y: np.ndarray, max_dim: int) -> np.ndarray:
         if X.shape[1] <= max_dim:
             return np.arange(X.shape[1])
@@ -198,6 +211,10 @@ class SNIPRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.refit_method not in constants.METHODS:
             raise ValueError(f"refit_method must be one of {constants.METHODS}, got {self.refit_method!r}")
+        self._check_counts()
+        with np.errstate(over="ignore"):
+            if not np.isfinite(X.std(0)).all():  # standardizing would scale every point to 0, silently
+                raise ValueError("X is too large to standardize: a column's spread overflows float64; rescale it")
         config, params = self._model()
         self.features_ = self._select_features(X, y, config.data.max_dim)
         session = _Search(self, config, params, X[:, self.features_], y, start=start)
