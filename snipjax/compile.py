@@ -32,7 +32,8 @@ from ml_collections import config_flags
 from snipjax import accelerators, models, parallel
 from snipjax.config import one_line, parse_flags
 from snipjax.models import flops
-from snipjax.train_step import make_steps
+from snipjax.task import make_steps
+from snipjax.task_data import example_inputs
 
 STEPS = ("train", "decode", "refit")
 # The refit compiled: formulas of up to 64 tokens and 8 constants on the regressor's 1024 points, 10 steps a call.
@@ -87,14 +88,15 @@ def collective_bytes(hlo_text: str) -> dict[str, int]:
 
 
 def _task_maker(config):
-    """The task program the config describes: property prediction, decoder training or pretraining."""
+    """The task the config describes (property prediction, decoder training or pretraining): its builder, the
+    code a run of it compiles."""
     if "property" in config:
         from snipjax.tasks.property import property_task
         return property_task
     if "decoder" in config.model:
         from snipjax.tasks.sr.train import sr_task
         return sr_task
-    from snipjax.train import pretraining_task
+    from snipjax.tasks.pretrain import pretraining_task
     return pretraining_task
 
 
@@ -119,7 +121,6 @@ def _lower_train(config, mesh):
 def _lower_decode(config, mesh):
     """One cached decoding step of config.batch_size sequences, cache data.max_len positions long."""
     from snipjax.tasks.sr.decoding import model_step
-    from snipjax.train import example_inputs
 
     model = models.make_sr_model(config, parallel.kernels_for(config, mesh))
     rows, length = config.batch_size, config.data.max_len
@@ -240,10 +241,10 @@ def compile_step(config, target: accelerators.Target, step: str = "train", devic
 
 def largest_fitting_batch(config, target: accelerators.Target, step: str, devices, needed: int) -> int:
     """The largest global batch below config.batch_size (which needs `needed` bytes per chip) whose step fits,
-    0 if none does: a bisection over batches of `unit` rows per chip (8, or 1 for fewer), whose first probe is
-    where memory proportional to the batch would just fit."""
+    0 if none does: a bisection over batches of `unit` rows per chip (8 from 64 rows per chip, a resolution
+    of 1/8 at worst, else 1), whose first probe is where memory proportional to the batch would just fit."""
     chips = target.chips
-    unit = 8 if config.batch_size // chips >= 8 else 1
+    unit = 8 if config.batch_size // chips >= 64 else 1
     low, high = 0, config.batch_size // (chips * unit)  # in units: `low` fits (or is 0), `high` does not
     guess = int(high * target.usable_memory / needed)
     while high - low > 1:

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from results.common import machine  # noqa: E402
 from snipjax import accelerators  # noqa: E402
+from snipjax.data import files  # noqa: E402
 
 JSONL, TABLE = HERE / "compile.jsonl", HERE / "compile.md"
 PAPER_PAIRS = 240_000 * 256
@@ -99,12 +100,6 @@ def report(records: list[dict], host: dict) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu-python", help="an interpreter whose environment has the cuda extra")
@@ -125,8 +120,8 @@ def main() -> None:
         kept.update(fresh)
         order = [(config, step, target) for config, step, targets in CASES for target in targets]
         recorded = [kept[key] for key in order if key in kept]
-        write_atomic(JSONL, "".join(json.dumps(r) + "\n" for r in recorded))
-    write_atomic(TABLE, report(recorded, recorded[0]["machine"]))
+        files.write_text(JSONL, "".join(json.dumps(r) + "\n" for r in recorded))
+    files.write_text(TABLE, report(recorded, recorded[0]["machine"]))
 
 
 if __name__ == "__main__":
