@@ -5,7 +5,8 @@
   python -m snipjax.bench formulas [--n 10000] [--checkpoint DIR]  # generated infix strings parse back exactly?
   python -m snipjax.bench constants [--problems 20] [--methods lm,lbfgs]  # batched refits against scipy BFGS
   python -m snipjax.bench decode [--config configs/sr/cpu.py] [--latents 32]  # KV-cached decoding against recompute
-  python -m snipjax.bench lso --checkpoint DIR [--optimizer gwo] [--iterations 5] [--problems 4]  # where LSO time goes
+  python -m snipjax.bench lso --checkpoint DIR [--optimizer gwo] [--iterations 5] [--problems 4] [--stop-r2 0.99]
+      [--methods lm,lbfgs] [--time-limit 30]                      # where LSO time goes
 """
 
 from __future__ import annotations
@@ -225,35 +226,48 @@ def run_decode(config_path: str, n_latents: int, lengths=(32, 64, 128)) -> None:
                           "backend": jax.default_backend()}), flush=True)
 
 
-def run_lso(checkpoint: str, optimizer: str, iterations: int, n_problems: int) -> None:
-    """Fit the first `n_problems` 1–2 variable Feynman problems with latent optimization forced to run all
-    `iterations` (stop R² above 1), after a warm-up fit that compiles; per problem and in total, the seconds
-    spent encoding, decoding, refitting and scoring, and per decoded candidate."""
+def run_lso(checkpoint: str, optimizer: str, iterations: int, n_problems: int, stop_r2: float | None = None,
+            methods=("lm",), time_limit: float | None = None, max_features: int = 2) -> None:
+    """Fit the first `n_problems` Feynman problems of at most `max_features` variables with latent
+    optimization of at most `iterations`, stopping at fit R² above `stop_r2` (None: never, every iteration
+    runs), with each refit method of `methods` in turn on each problem, after a warm-up fit per method that
+    compiles. Per problem and method: the iterations run and the seconds spent encoding, decoding, refitting,
+    scoring and in the rest (the optimizer, bookkeeping), and with `time_limit` the fit's seconds over it;
+    per method the median seconds per problem and the shares of the total."""
+    import numpy as np
+
     from snipjax.data import benchmarks
     from snipjax.tasks.sr.regressor import SNIPRegressor
 
-    problems = benchmarks.srbench_feynman(max_features=2)[:n_problems + 1]
-    totals = {}
+    problems = benchmarks.srbench_feynman(max_features=max_features)[:n_problems + 1]
+    phases = ("encode", "decode", "refit", "score")
+    rows = {method: [] for method in methods}
     for position, problem in enumerate(problems):
         X, y = problem.sample(750, seed=0)
-        model = SNIPRegressor(checkpoint=checkpoint, optimizer=optimizer, lso_iterations=iterations,
-                              lso_stop_r2=1.0 + 1e-9).fit(X, y)
-        if position == 0:
-            continue  # compiles
-        decoded = (1 + 50 * (model.n_iter_ + 1)) * model.n_samples  # direct, initial population, iterations
-        row = {"name": "lso", "problem": problem.name, "optimizer": optimizer, "iterations": model.n_iter_,
-               "decoded": decoded, **{k: round(v, 3) for k, v in model.timings_.items()},
-               "ms_per_decoded": round(1e3 * model.timings_["total"] / decoded, 2)}
-        print(json.dumps(row), flush=True)
-        for key, value in model.timings_.items():
-            totals[key] = totals.get(key, 0.0) + value
-        totals["decoded"] = totals.get("decoded", 0) + decoded
-    share = {f"share_{k}": round(totals[k] / totals["total"], 3) for k in ("encode", "decode", "refit", "score")}
-    print(json.dumps({"name": "lso_total", "problems": len(problems) - 1, "optimizer": optimizer,
-                      "seconds": round(totals["total"], 2), **share,
-                      "ms_per_decoded": round(1e3 * totals["total"] / totals["decoded"], 2),
-                      "seconds_per_80_iterations": round(totals["total"] / totals["decoded"] * 2 * (1 + 50 * 81), 1)}),
-          flush=True)
+        for method in methods:
+            model = SNIPRegressor(checkpoint=checkpoint, optimizer=optimizer, lso_iterations=iterations,
+                                  lso_stop_r2=1.0 + 1e-9 if stop_r2 is None else stop_r2, refit_method=method,
+                                  time_limit=time_limit).fit(X, y)
+            if position == 0:
+                continue  # compiles
+            seconds = {k: round(v, 3) for k, v in model.timings_.items()}
+            row = {"name": "lso", "problem": problem.name, "optimizer": optimizer, "refit_method": method,
+                   "iterations": model.n_iter_, "best_fit_r2": round(model.equations_[0].r2, 4), **seconds,
+                   "other": round(model.timings_["total"] - sum(model.timings_[k] for k in phases), 3)}
+            if time_limit:
+                row["total_over_time_limit"] = round(model.timings_["total"] / time_limit, 3)
+            rows[method].append(row)
+            print(json.dumps(row), flush=True)
+    for method, done in rows.items():
+        total = sum(row["total"] for row in done)
+        summary = {"name": "lso_summary", "problems": len(done), "optimizer": optimizer, "refit_method": method,
+                   "max_iterations": iterations, "stop_r2": stop_r2, "time_limit": time_limit,
+                   "median_seconds": round(float(np.median([row["total"] for row in done])), 2),
+                   "median_iterations": float(np.median([row["iterations"] for row in done])),
+                   **{f"share_{k}": round(sum(row[k] for row in done) / total, 3) for k in (*phases, "other")}}
+        if time_limit:
+            summary["max_total_over_time_limit"] = max(row["total_over_time_limit"] for row in done)
+        print(json.dumps(summary), flush=True)
 
 
 def main(argv=None) -> int:
@@ -297,8 +311,13 @@ def main(argv=None) -> int:
         parser.add_argument("--optimizer", default="gwo", choices=("gwo", "es", "cma"))
         parser.add_argument("--iterations", type=int, default=5)
         parser.add_argument("--problems", type=int, default=4)
+        parser.add_argument("--max-features", type=int, default=2, help="Feynman problems of at most this many")
+        parser.add_argument("--stop-r2", type=float, help="stop at this fit R² (default: run every iteration)")
+        parser.add_argument("--methods", default="lm", help="refit methods, comma-separated, in turn per problem")
+        parser.add_argument("--time-limit", type=float, help="SNIPRegressor(time_limit=...) of each fit")
         args = parser.parse_args(argv[1:])
-        run_lso(args.checkpoint, args.optimizer, args.iterations, args.problems)
+        run_lso(args.checkpoint, args.optimizer, args.iterations, args.problems, args.stop_r2,
+                tuple(args.methods.split(",")), args.time_limit, args.max_features)
         return 0
     from snipjax import bench_train  # jax loads only for the training benchmark
 

@@ -53,7 +53,7 @@ def test_the_jacobian_equals_autodiff_of_the_values():
         evaluate = lambda c: constants.evaluate(*program, c, jnp.asarray(x, jnp.float32), programs.depth)  # noqa: E731
         value, jacobian = constants.evaluate(*program, c, jnp.asarray(x, jnp.float32), programs.depth, jacobian=True)
         np.testing.assert_allclose(value, evaluate(c), rtol=1e-6, err_msg=str(expression))
-        np.testing.assert_allclose(jacobian, jax.jacrev(evaluate)(c), rtol=1e-5, atol=1e-6, err_msg=str(expression))
+        np.testing.assert_allclose(jacobian, jax.jacfwd(evaluate)(c), rtol=1e-5, atol=1e-6, err_msg=str(expression))
         assert np.all(np.asarray(jacobian)[:, len(expression.constants):] == 0)  # padding slots are free
 
 

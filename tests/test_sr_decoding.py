@@ -67,7 +67,7 @@ def test_sampling_equals_the_step_by_step_reference(tiny_model, temperature):
     for t in range(MAX_LEN - 1):
         logits = reference_logits(model, params, rows, jnp.asarray(expected), t)
         if temperature:
-            token = np.asarray(jax.random.categorical(jax.random.fold_in(key, t), logits / temperature))
+            token = np.asarray(decoding.draw(jax.random.fold_in(key, t), logits / temperature))
         else:
             token = np.asarray(jnp.argmax(logits, -1))
         token = np.where(done, vocab.pad_id, token)
@@ -79,6 +79,20 @@ def test_sampling_equals_the_step_by_step_reference(tiny_model, temperature):
     closing = [list(row[1:]).index(vocab.eos_id) + 2 if vocab.eos_id in row[1:] else 0 for row in expected]
     np.testing.assert_array_equal(np.asarray(lengths).reshape(6), closing)
     assert 0 < np.count_nonzero(closing)
+
+
+def test_draws_follow_the_softmax_of_the_logits():
+    # 300 words: blocks of 128 with a partial last one; the likely words sit on both sides of a block edge.
+    logits = np.full(300, -4.0)
+    logits[[0, 127, 128, 299]] = [1.0, 2.0, 0.5, 1.5]
+    probabilities = np.exp(logits) / np.exp(logits).sum()
+    keys = jax.random.split(jax.random.key(0), 20_000)
+    rows = jnp.broadcast_to(jnp.asarray(logits, jnp.float32), (len(keys), 300))
+    tokens = np.asarray(jax.vmap(lambda k, row: decoding.draw(k, row[None])[0])(keys, rows))
+    counts = np.bincount(tokens, minlength=300)
+    expected = probabilities * len(keys)
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected) + 1)  # 5 sigma on every word
+    assert np.all(counts[[0, 127, 128, 299]] > 0)
 
 
 def markov_step(transitions):

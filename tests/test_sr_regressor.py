@@ -208,6 +208,7 @@ def test_formulas_over_inputs_the_data_lacks_are_dropped(tiny_checkpoint):
     assert model.score(X[:, :1], y) > 0.9999
 
 
+@pytest.mark.filterwarnings("ignore:no decoded candidate")  # the fixture writes few formulas
 def test_verbose_prints_one_line_per_latent_search_iteration(tiny_checkpoint, capsys):
     X, _ = linear_data()
     hard = np.sin(3 * X[:, 0] * X[:, 1]) + X[:, 1] ** 3
@@ -221,6 +222,7 @@ def test_verbose_prints_one_line_per_latent_search_iteration(tiny_checkpoint, ca
     assert f"best fit R² {model.equations_[0].r2:.4f}: {model.expression_} (" in lines[-1]
 
 
+@pytest.mark.filterwarnings("ignore:no decoded candidate")  # the fixture writes few formulas
 def test_the_time_limit_stops_the_search_before_an_iteration_that_would_pass_it(tiny_checkpoint, monkeypatch):
     import time
 

@@ -1,10 +1,10 @@
 """Refit the constants of many candidate formulas at once: one compiled evaluator takes each formula as data.
 
 A formula becomes a program: its prefix tokens in reverse as op codes, the stack position each token writes,
-and a slot per constant into a vector of values. `evaluate` runs the program as a stack machine in a
-`lax.scan`, so formulas of any shape share one compiled function; with `jacobian=True` it carries forward-mode
-tangents along (a formula has few constants, so J [N, K] costs about K evaluations of one vector each, and no
-reverse pass stores the stack). The refit minimizes ½·MSE, the official objective (scipy's BFGS there), from
+and a slot per constant into a vector of values. `evaluate` runs the program as a stack machine in a loop
+over its tokens, so formulas of any shape share one compiled function; with `jacobian=True` it carries
+forward-mode tangents along (a formula has few constants, so J [N, K] costs about K evaluations of one vector
+each, and no reverse pass stores the stack). The refit minimizes ½·MSE, the official objective (scipy's BFGS there), from
 the decoded constants on at most the first 1024 points, by Levenberg–Marquardt (the default) or optax's L-BFGS.
 
     programs = compile_programs(expressions, n_inputs=x.shape[1])
@@ -157,15 +157,17 @@ def evaluate(codes: jax.Array, positions: jax.Array, slots: jax.Array, constants
     with `jacobian` their derivatives [N, K] with respect to the constants [K]. `depth` bounds the stack.
 
     Each token is a `lax.switch` branch over vectors [N], so an unbatched program computes only its own
-    operations; under vmap the switch computes every branch and selects.
+    operations, and the loop stops at its last token; under vmap the switch computes every branch and
+    selects, and the loop runs to the batch's longest program. The loop's trip count is data, which reverse
+    mode cannot differentiate: gradients come from the forward-mode Jacobian (`half_mse`).
     """
     branches = _branches(jacobian)
     arity = jnp.asarray(ARITY)
     n_constants = constants.shape[0]
 
-    def run(carry, op):
+    def run(t, carry):
         stack, tangents = carry
-        code, p, slot = op
+        code, p, slot = codes[t], positions[t], slots[t]
         u, v = stack[p], stack[jnp.minimum(p + 1, depth - 1)]
         leaf = jnp.where(slot >= 0, constants[jnp.maximum(slot, 0)], x[:, jnp.maximum(-1 - slot, 0)])
         value, du, dv = jax.lax.switch(code, branches, u, v, leaf)
@@ -176,11 +178,12 @@ def evaluate(codes: jax.Array, positions: jax.Array, slots: jax.Array, constants
                        + jnp.where(n == 2, dv[:, None] * tangents[jnp.minimum(p + 1, depth - 1)], 0.0)
                        + jnp.where((code == LEAF) & (jnp.arange(n_constants) == slot), 1.0, 0.0))
             tangents = jax.lax.dynamic_update_index_in_dim(tangents, tangent, p, 0)
-        return (stack, tangents), None
+        return stack, tangents
 
     stack = jnp.zeros((depth, x.shape[0]), x.dtype)
     tangents = jnp.zeros((depth, x.shape[0], n_constants) if jacobian else (0,), x.dtype)
-    (stack, tangents), _ = jax.lax.scan(run, (stack, tangents), (codes, positions, slots))
+    length = jnp.sum(codes != PAD)  # padding follows the last token
+    stack, tangents = jax.lax.fori_loop(0, length, run, (stack, tangents))
     return (stack[0], tangents[0]) if jacobian else stack[0]
 
 
@@ -197,18 +200,30 @@ def _evaluate_population(codes, positions, slots, constants, x, depth):
     return jax.vmap(evaluate, in_axes=(0, 0, 0, 0, None, None))(codes, positions, slots, constants, x, depth)
 
 
-def half_mse(constants, codes, positions, slots, x, y, weight, depth):
-    """The official refit objective, ½·mean((f(x) − y)²), over the points of weight 1 (padding has 0)."""
-    error = jnp.where(weight > 0, evaluate(codes, positions, slots, constants, x, depth) - y, 0.0)
-    return 0.5 * jnp.sum(weight * jnp.square(error)) / jnp.sum(weight)
-
-
-def _residuals(constants, program, data, depth):
-    """Weighted residuals r [N] (0 on padding) and their Jacobian [N, K]; ½·mean r² is `half_mse`."""
+def _residuals(constants, program, data, depth, jacobian: bool = True):
+    """Residuals r [N] (0 on padding, whose weight is 0) and with `jacobian` their Jacobian [N, K]."""
     x, y, weight = data
-    value, jacobian = evaluate(*program, constants, x, depth, jacobian=True)
     keep = weight > 0
-    return jnp.where(keep, value - y, 0.0), jnp.where(keep[:, None], jacobian, 0.0)
+    if not jacobian:
+        return jnp.where(keep, evaluate(*program, constants, x, depth) - y, 0.0)
+    value, derivatives = evaluate(*program, constants, x, depth, jacobian=True)
+    return jnp.where(keep, value - y, 0.0), jnp.where(keep[:, None], derivatives, 0.0)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
+def half_mse(constants, codes, positions, slots, x, y, weight, depth):
+    """The official refit objective, ½·mean((f(x) − y)²), over the points of weight 1 (padding has 0);
+    differentiable in the constants (by the forward-mode Jacobian)."""
+    residuals = _residuals(constants, (codes, positions, slots), (x, y, weight), depth, jacobian=False)
+    return 0.5 * jnp.sum(jnp.square(residuals)) / jnp.sum(weight)
+
+
+@half_mse.defjvp
+def _half_mse_jvp(depth, primals, tangents):
+    constants, codes, positions, slots, x, y, weight = primals
+    residuals, jacobian = _residuals(constants, (codes, positions, slots), (x, y, weight), depth)
+    n = jnp.sum(weight)
+    return 0.5 * jnp.sum(jnp.square(residuals)) / n, (jacobian.T @ residuals / n) @ tangents[0]
 
 
 class RefitState(NamedTuple):
@@ -310,10 +325,11 @@ def refit_steps(state: RefitState, codes: jax.Array, positions: jax.Array, slots
 
 
 def _padded_points(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """x, y and weights padded to powers of two of points and of columns, so that data sets of similar
-    sizes share one compiled refit."""
+    """x, y and weights padded to a power of two of columns and of points up to 256, then to a multiple of
+    256 points (SRBench's 750 fit points take 768), so that data sets of similar sizes share one compiled
+    refit."""
     n = len(y)
-    pad = _bucket(n) - n
+    pad = (_bucket(n) if n <= 256 else -(-n // 256) * 256) - n
     x = np.pad(x, ((0, pad), (0, _bucket(x.shape[1], smallest=2) - x.shape[1])), constant_values=1.0)
     y = np.concatenate([y, np.zeros(pad)])
     weight = np.concatenate([np.ones(n), np.zeros(pad)])
@@ -347,6 +363,9 @@ def fit_constants(expressions: Sequence[Expression], x, y, *, vectorize: int, me
     arrays = jnp.asarray(programs.codes), jnp.asarray(programs.positions), jnp.asarray(programs.slots)
     depth = _bucket(programs.depth, smallest=4)
     state = init_state(jnp.asarray(programs.constants, jnp.float32), method)
+    # The padding programs start converged: run in sequence, they would cost as much as real ones.
+    state = state._replace(stalls=jnp.asarray(np.arange(len(programs.codes)) >= len(expressions), jnp.int32)
+                           * PATIENCE[method])
     start, done = time.perf_counter(), 0
     while done < max_iter and (done == 0 or time_limit is None or time.perf_counter() - start < time_limit):
         n_steps = min(steps_per_call, max_iter - done)

@@ -6,8 +6,8 @@
 
 `fit` follows the official evaluation: X is standardized with the fit set's statistics, a random subset of
 `n_points` rows (200) is encoded with raw y, the decoder writes candidates (2 samples at temperature 0.1, or a
-beam), each candidate is rewritten for raw X (x_i → (x_i − μ_i)/σ_i), its constants are refit by L-BFGS on the
-raw data (at most 1024 points), and the candidate with the best fit R² wins.
+beam), each candidate is rewritten for raw X (x_i → (x_i − μ_i)/σ_i), its constants are refit on the raw data
+(Levenberg–Marquardt on ½·MSE, at most 1024 points), and the candidate with the best fit R² wins.
 """
 
 from __future__ import annotations
