@@ -129,7 +129,7 @@ def _lower_decode(config, mesh):
                             jnp.zeros((1, 2), jnp.int32), jnp.array([2]))["params"]
     memory = jax.ShapeDtypeStruct((rows, config.model.decoder.memory_length, config.model.d_model),
                                   models.snip.COMPUTE_DTYPES[config.model.dtype])
-    tokens, position = jax.ShapeDtypeStruct((rows, 1), jnp.int32), jax.ShapeDtypeStruct((), jnp.int32)
+    tokens, position = jax.ShapeDtypeStruct((rows,), jnp.int32), jax.ShapeDtypeStruct((), jnp.int32)
 
     def step(params, cache, memory, tokens, position):
         return model_step(model, params, memory, length)(cache, tokens, position)
