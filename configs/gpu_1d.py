@@ -10,6 +10,9 @@ Recipe: configs/snip_1d_paper.py unchanged except bfloat16 compute (float32 para
 softmaxes and loss) and 15 data worker processes. Measure first: `python -m snipjax.bench train --config
 configs/gpu_1d.py` reports samples/s, whether data keeps up (data ms vs step ms) and MFU. It should reach
 what configs/snip_1d_paper.py reaches; compare the two curves on the first 20k steps before a full run.
+
+Fits (results/bench/compile.md, `python -m snipjax.compile --target ...`): a host of 8 H100s (4.3 GiB per
+chip) and a single H100 (28.3 GiB of JAX's 59.3).
 """
 
 from snipjax.config import default_config

@@ -14,6 +14,9 @@ What it should reach: no pretraining metric is published. Its downstream target 
 with the SNIP encoder + E2E decoder + latent optimization (SRBench, recomputed from the released results:
 Strogatz 13/14 and Feynman 105/119 at R² > 0.99, from the released result files). The released SNIP-10dmax converted with
 snipjax.convert is the reference for the held-out retrieval accuracy logged here.
+
+Fits (results/bench/compile.md, `python -m snipjax.compile --target ...`): one H100 (46.9 GiB per chip of
+JAX's 59.3); not one TPU v5e chip (its temporaries alone need 21.8 GiB of 15.8).
 """
 
 from snipjax.config import default_config

@@ -14,6 +14,9 @@ inverse-sqrt decay, gradient clipping 0.5; 240k steps ≈ 61M pairs (the reviews
 What it should reach: the paper publishes no pretraining metric. Its downstream numbers (property prediction
 with this encoder, paper Table 1) are the target, and the released checkpoint converted with snipjax.convert
 is the reference for the held-out 256-way retrieval accuracy logged here.
+
+Fits (results/bench/compile.md, `python -m snipjax.compile --target ...`): one H100 (45.9 GiB per chip of
+JAX's 59.3); not one TPU v5e chip (its temporaries alone need 22.4 GiB of 15.8).
 """
 
 from snipjax.config import default_config

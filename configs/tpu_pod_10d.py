@@ -11,6 +11,9 @@ Recipe: configs/snip_10d_paper.py scaled to the pod, a variant rather than the p
 (4x) with the peak learning rate scaled by sqrt(4) to 8e-5, warmup and length kept equal in samples
 (2.5k warmup steps, 60k steps ≈ 61M pairs), bfloat16 compute. It should match snip_10d_paper's held-out
 retrieval accuracy at equal samples seen; check that on the first 5k steps before a full run.
+
+Fits (results/bench/compile.md, `python -m snipjax.compile --target ...`): a v4-32 (8.3 GiB per chip of
+32) and a v4-16 (15.8 GiB per chip).
 """
 
 from snipjax.config import default_config

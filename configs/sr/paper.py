@@ -12,6 +12,9 @@ The official code starts the decoder from E2E's pretrained decoder, which snipja
 What it should reach (paper, SRBench, noise 0, with latent space optimization): test R² > 0.99 on 88.2% of
 the 119 Feynman problems (mean complexity 31.6) and 92.9% of the 14 Strogatz problems; without LSO the
 paper's appendix reports a solved share of about 0.68. SNIP's median time per Feynman problem: 72.6 s.
+
+Fits (results/bench/compile.md, `python -m snipjax.compile --target ... [--step decode|refit]`): one
+H100 (21.0 GiB of JAX's 59.3) and one TPU v5e chip (13.5 of 16 GiB); the decoding step and the refit fit both.
 """
 
 from snipjax.config import sr_config

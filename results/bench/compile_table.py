@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from results.common import machine  # noqa: E402
 from snipjax import accelerators  # noqa: E402
+from snipjax.config import load_config_file  # noqa: E402
 from snipjax.data import files  # noqa: E402
 
 JSONL, TABLE = HERE / "compile.jsonl", HERE / "compile.md"
-PAPER_PAIRS = 240_000 * 256
 MFU = 0.4
 GiB = 2**30
 
@@ -60,20 +60,27 @@ def compile_case(config: str, step: str, target: str, gpu_python: str | None) ->
 
 
 def _row(r: dict) -> str:
-    name = f"`{Path(r['config']).stem}` {r['step']}"
+    name = f"`{Path(r['config']).relative_to('configs').with_suffix('')}` {r['step']}"
     if "skipped" in r or "error" in r:
         return f"| {name} | {r['target']} | {r.get('skipped') or r.get('error')} | | | | | | | |"
     if not r["fits"]:
-        return (f"| {name} | {r['target']} | **no**: needs {r['needed_per_chip'] / GiB:.1f} of "
-                f"{r['available_per_chip'] / GiB:.1f} GiB | | | | | | | |")
-    m = r["memory_per_chip"]
-    model_flops = r["model_flops_per_chip"] * r["chips"]  # per global step
-    samples_s = MFU * r["peak_flops_per_chip"] * r["chips"] * r["global_batch"] / model_flops
-    hours = PAPER_PAIRS / samples_s / 3600 if r["step"] == "train" else None
+        return (f"| {name} | {r['target']} | **no**: needs {r['needed_per_chip'] / GiB:.1f} GiB of "
+                f"{r['available_per_chip'] / GiB:.1f} | | | | | | | |")
+    m, roofline = r["memory_per_chip"], r["roofline"]
+    # Without bytes accessed (deviceless GPU compiles) the roofline is compute alone: no MFU ceiling to give.
+    bounded = roofline["memory_s"] is not None
+    step = (f"{1e3 * roofline['step_s']:.2f} ms ({roofline['bound'] if bounded else 'compute only'})"
+            if roofline["step_s"] else "")
+    ceiling = f"{100 * r['mfu_ceiling']:.0f}%" if bounded and r["mfu_ceiling"] else ""
+    samples, hours = "", ""
+    if r["step"] == "train":
+        rate = MFU * r["peak_flops_per_chip"] * r["global_batch"] / r["model_flops_per_chip"]  # samples/s
+        total_steps = load_config_file(ROOT / r["config"]).total_steps
+        samples, hours = f"{rate:,.0f}", f"{total_steps * r['global_batch'] / rate / 3600:.1f} h"
+    flops = f"{r['flops_per_chip'] / 1e12:.3f} T ({r['flops_source']})" if r["flops_per_chip"] else ""
     return (f"| {name} | {r['target']} | yes | {m['total'] / GiB:.2f} / {m['available'] / GiB:.1f} GiB "
-            f"({100 * m['share']:.0f}%) | {r['flops_per_chip'] / 1e12:.2f} T ({r['flops_source']}) | "
-            f"{1e3 * r['roofline']['step_s']:.1f} ms ({r['roofline']['bound']}) | {100 * r['mfu_ceiling']:.0f}% | "
-            f"{samples_s:,.0f} | {'' if hours is None else f'{hours:.1f} h'} | {r['compile_s']:.0f} s |")
+            f"({100 * m['share']:.0f}%) | {flops} | {step} | "
+            f"{ceiling} | {samples} | {hours} | {r['compile_s']:.0f} s |")
 
 
 def report(records: list[dict], host: dict) -> str:
@@ -86,13 +93,15 @@ def report(records: list[dict], host: dict) -> str:
         "temporaries) against the chip's memory (a GPU's: JAX's preallocated 75%); FLOPs per chip are XLA's "
         "cost analysis where the backend gives it (TPU), else the analytic count; the roofline step is the "
         "larger of FLOPs / peak and XLA's bytes accessed / HBM bandwidth (TPU; compute alone on GPU, whose "
-        "deviceless cost analysis gives no bytes); the MFU ceiling is model FLOPs / (peak x roofline step). "
-        "Samples/s and hours assume 40% MFU; hours are to the paper's 61.4M pairs (240k steps of 256). The "
-        "decode rows are one cached decoding step of batch-size sequences. Symbol sequences are compiled at "
-        "their full 200 positions, the most a batch needs.",
+        "deviceless cost analysis gives no bytes, so no MFU ceiling there); the MFU ceiling is model FLOPs / "
+        "(peak x roofline step). Samples/s and hours (to the config's total_steps: the paper's 61.4M pairs for "
+        "the pretraining configs, 1M steps of 64 for the SR training) assume 40% MFU. The decode rows are one "
+        "cached decoding step of batch-size sequences, the refit rows one call (10 Levenberg-Marquardt steps) "
+        "of the constant refit of batch-size formulas. Symbol sequences are compiled at their full 200 "
+        "positions, the most a batch needs. TPU compiles of the 10-D pod config took 6 to 8 minutes here.",
         "",
         "| config, step | target | fits | memory per chip | FLOPs per chip | roofline step | MFU ceiling | "
-        "samples/s at 40% MFU | to 61.4M pairs | compile |",
+        "samples/s at 40% MFU | to total_steps at 40% MFU | compile |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *[_row(r) for r in records],
         "",
