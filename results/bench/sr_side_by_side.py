@@ -22,9 +22,14 @@ Python with its requirements (`pip install torch==2.13.0 "numpy<2" "scipy<1.14" 
 The official code runs unchanged except for what this machine needs, applied at run time by the driver
 (OFFICIAL_DRIVER): `nevergrad`, imported by LSO_fit.py for its other optimizers and missing from its
 requirements, is an empty module; `Tensor.cuda` is the identity (LSO_fit.py moves the population to the GPU
-unconditionally); the driver reads back its own saved file with `weights_only=False` (torch >= 2.6 refuses
-the pickled `params` otherwise). A random-weight model decodes few valid formulas, so this measures the
-search machinery (decoding, refinement, bookkeeping), not what a trained model finds.
+unconditionally); `params.device` is the CPU, as LSO_eval.py's main sets it without CUDA; the driver reads
+back its own saved file with `weights_only=False` (torch >= 2.6 refuses the pickled `params` otherwise).
+
+What this measures: a random decoder whose output embeddings are its input embeddings repeats its input
+token, so from `<EOS>` it closes every sequence at once, in both codes. No formula is decoded, refit or
+scored: the ratio is that of the search's fixed costs per iteration (encoding, one decoding step for 100
+sequences, the optimizer), not of a search that finds formulas. The refit is timed by `python -m
+snipjax.bench constants` (against scipy's BFGS) instead.
 
 Writes one JSON line per problem (both wall times, fit and test R², the ratio official / snipjax) and a
 summary line to --out, and a table to the same path with .md, with the machine, the versions and the date.
@@ -58,6 +63,10 @@ MODEL_FLAGS = ["--cpu", "True", "--max_input_dimension", "2", "--emb_emb_dim", "
                "--n_dec_heads", "4", "--latent_dim", "64", "--max_src_len", "16"]
 SEARCH = {"temperature": 0.1, "samples": 2, "stop_r2": 0.99, "max_len": 200}  # the official run_lso.sh settings
 POINTS = 1000
+# torch's OpenMP threads busy-wait at each op's barrier, which makes the official code many times slower when
+# other jobs share the cores (20-49 s against 3-6 s per problem measured here): they wait passively, as in
+# results/bench/side_by_side.py.
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 # Run by the official Python: `build CHECKPOINT FLAGS` saves a random model, `lso CHECKPOINT FLAGS DATA SEED`
 # fits one problem and prints {"seconds", "r2_fit", "r2_test", "formula"}.
@@ -129,8 +138,8 @@ print(json.dumps({"seconds": seconds, "formula": str(tree),
 '''
 
 
-def _run(command: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+def _run(command: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return result
@@ -188,7 +197,8 @@ def official_fit(official: Path, python: str, scratch: Path, flags: list[str], n
     data = scratch / f"{name}.npz"
     np.savez(data, x_fit=X_fit, x_test=X_test, y_fit=y_fit, y_test=y_test)
     result = _run([python, str(scratch / "official_sr_driver.py"), "lso", str(official),
-                   str(scratch / "random_sr.pth"), json.dumps(flags), str(data), "23"])  # LSO_eval's seed
+                   str(scratch / "random_sr.pth"), json.dumps(flags), str(data), "23"],  # LSO_eval's seed
+                  env=PASSIVE_WAIT)
     return _last_json(result.stdout)
 
 
@@ -205,6 +215,12 @@ def machine(official: Path, python: str) -> dict:
             "official_commit": commit.stdout.strip() or None}
 
 
+def _r2_text(result: dict) -> str:
+    if result["r2_fit"] is None:
+        return "no formula"
+    return f"{_finite(result['r2_fit']):.3f} / {_finite(result['r2_test']):.3f}"
+
+
 def table(rows: list[dict], summary: dict, info: dict) -> str:
     lines = [f"# LSO side by side ({info['date']}, {info['processor']}, {info['cpu_count']} cores)", "",
              f"`{summary['command']}`", "",
@@ -213,8 +229,7 @@ def table(rows: list[dict], summary: dict, info: dict) -> str:
     for row in rows:
         o, s = row["official"], row["snipjax"]
         lines.append(f"| {row['problem']} | {o['seconds']:.1f} | {s['seconds']:.1f} | {row['ratio']:.1f}x | "
-                     f"{_finite(o['r2_fit']):.3f} / {_finite(o['r2_test']):.3f} | "
-                     f"{_finite(s['r2_fit']):.3f} / {_finite(s['r2_test']):.3f} |")
+                     f"{_r2_text(o)} | {_r2_text(s)} |")
     lines += ["", f"Median ratio {summary['median_ratio']:.1f}x; share of test R² > 0.99: official "
               f"{summary['official_share_r2_above_0.99']:.2f}, snipjax {summary['snipjax_share_r2_above_0.99']:.2f}; "
               f"snipjax's warm-up fit (compiling) took {summary['snipjax_warmup_seconds']:.1f} s.", ""]
