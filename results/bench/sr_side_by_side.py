@@ -6,7 +6,7 @@
 
 `--official` is a checkout of deep-symbolic-mathematics/Multimodal-Symbolic-Regression, `--official-python` a
 Python with its requirements (`pip install torch==2.13.0 "numpy<2" "scipy<1.14" "scikit-learn<1.6"
-"pandas<2.3" sympy numexpr`). What runs:
+"pandas<2.3" sympy numexpr sympytorch seaborn matplotlib`). What runs:
 
 1. The official code builds a small SR model with random weights (MODEL_FLAGS: numeric encoder and decoder
    of 2 layers, width 64, a mapper to 16 memory vectors, Dmax 2) and saves it with its own
