@@ -81,7 +81,7 @@ def _retrieval_with_strings(checkpoint: str, size: int = 256) -> dict:
 
     import snipjax
     from snipjax.data.samples import as_spec, batch_of, generate_samples
-    from snipjax.train import EVAL_SEED_OFFSET
+    from snipjax.task_data import EVAL_SEED_OFFSET
 
     config, params = snipjax.load(checkpoint)
     spec = as_spec(config.data)

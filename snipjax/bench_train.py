@@ -30,8 +30,9 @@ from snipjax import accelerators, parallel
 from snipjax.config import parse_flags
 from snipjax.data.pipeline import BatchProducer
 from snipjax.models.flops import model_flops_per_step
-from snipjax.train import pretraining_task
-from snipjax.train_step import global_batch, make_steps
+from snipjax.task import global_batch, make_steps
+from snipjax.tasks.pretrain import pretraining_task
+
 
 def _peak_memory() -> tuple[int, str]:
     stats = [device.memory_stats() or {} for device in jax.local_devices()]

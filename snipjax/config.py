@@ -154,11 +154,15 @@ def one_line(error: BaseException) -> str:
     return f"unknown config key {text}" if isinstance(error, AttributeError) else text
 
 
-def parse_flags(flag_values, argv: list[str]) -> list[str]:
+def parse_flags(flag_values, argv: list[str], usage: str = "") -> list[str]:
     """Parse command-line flags (config files and --config.key=value overrides included); a mistake prints
-    one line and exits with status 2 instead of a traceback. Returns the arguments left over."""
+    one line and exits with status 2 instead of a traceback. Returns the arguments left over. On a flag set
+    of its own (a tool's, which has no --help of absl's app), --help prints `usage` and the flags and exits 0."""
     from absl import flags
 
+    if "help" not in flag_values and any(arg in ("--help", "-h") for arg in argv[1:]):
+        print(f"{usage.strip()}\n\nflags:\n{flag_values.get_help(include_special_flags=False)}")
+        raise SystemExit(0)
     try:
         remaining = flag_values(argv)
         for name in flag_values:

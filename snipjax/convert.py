@@ -10,7 +10,6 @@ loader, so a downloaded pickle never runs code; torch is the optional extra `sni
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import pathlib
@@ -22,14 +21,15 @@ from typing import Any, Mapping
 import jax
 import ml_collections
 import numpy as np
+from absl import flags
 
 from snipjax import models
 from snipjax.checkpoint import export_params
-from snipjax.config import default_config
+from snipjax.config import default_config, parse_flags
 from snipjax.data.files import atomic_directory
 from snipjax.data.tokens import point_width
 from snipjax.data.vocab import TOKENS_PER_FLOAT
-from snipjax.train import MODEL_INPUTS, example_inputs
+from snipjax.task_data import MODEL_INPUTS, example_inputs
 
 ENCODER_MODULES = ("embedder", "encoder_y", "encoder_f")  # a pretrained SNIP encoder pair
 SR_MODULES = ("embedder", "encoder_y", "mapper", "decoder")  # the symbolic-regression release
@@ -311,13 +311,15 @@ def read_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
 
 def main(argv: list[str] | None = None, read=read_torch_checkpoint) -> int:
     """The command line; `read` (path → (state_dict, params)) is replaceable for tests."""
-    parser = argparse.ArgumentParser(prog="python -m snipjax.convert", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--torch", required=True, metavar="FILE.pth", help="released SNIP checkpoint")
-    parser.add_argument("--out", required=True, metavar="DIR", help="export dir to write (new or empty)")
-    parser.add_argument("--max-dim", type=int, default=None,
-                        help="Dmax you expect the file to hold; the conversion fails if it holds another")
-    args = parser.parse_args(argv)
-    out = pathlib.Path(args.out)
+    flag_values = flags.FlagValues()
+    torch_file = flags.DEFINE_string("torch", None, "FILE.pth: a released SNIP checkpoint.", required=True,
+                                     flag_values=flag_values)
+    out_dir = flags.DEFINE_string("out", None, "DIR: the export dir to write (new or empty).", required=True,
+                                  flag_values=flag_values)
+    max_dim = flags.DEFINE_integer("max-dim", None, "The Dmax you expect the file to hold; the conversion fails "
+                                   "if it holds another.", flag_values=flag_values)
+    parse_flags(flag_values, ["python -m snipjax.convert", *(sys.argv[1:] if argv is None else argv)], __doc__)
+    out = pathlib.Path(out_dir.value)
     if out.exists() and not out.is_dir():
         print(f"error: --out {out} is a file; an export dir is a folder: choose a new --out", file=sys.stderr)
         return 1
@@ -332,20 +334,20 @@ def main(argv: list[str] | None = None, read=read_torch_checkpoint) -> int:
         print(f"error: cannot write --out {out}: {error.strerror or error}", file=sys.stderr)
         return 1
     try:
-        state_dict, params = read(args.torch)
-        config, converted = convert_state_dicts(state_dict, params, args.max_dim)
+        state_dict, params = read(torch_file.value)
+        config, converted = convert_state_dicts(state_dict, params, max_dim.value)
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as error:
-        print(f"error: {args.torch}: {error}", file=sys.stderr)
+        print(f"error: {torch_file.value}: {error}", file=sys.stderr)
         return 1
     with atomic_directory(out) as export:  # the export dir appears whole, or not at all
         export_params(str(export), config, converted)
     sr = "decoder" in config.model
     ignored = sorted(_modules(state_dict) - set(SR_MODULES if sr else ENCODER_MODULES))
     n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(converted))
-    print(f"wrote {args.out}: {'symbolic-regression model' if sr else 'SNIP encoders'}, "
+    print(f"wrote {out_dir.value}: {'symbolic-regression model' if sr else 'SNIP encoders'}, "
           f"Dmax={config.data.max_dim}, {n_params:,} parameters"
           + (f" (not loaded: {', '.join(ignored)})" if ignored else ""))
     return 0

@@ -1,12 +1,12 @@
 """The one training loop every task runs: pretraining, property prediction, decoder training.
 
-  trainer.run(make_task, config, workdir)   # make_task(config, mesh) -> snipjax.train_step.Task
+  loop.run(make_task, config, workdir)   # make_task(config, mesh) -> snipjax.task.Task
 
 Restores from WORKDIR/checkpoints if a checkpoint is there, else starts fresh. Writes WORKDIR/config.json,
 WORKDIR/metrics.jsonl (one JSON object per log line, `split` `train` or `eval`) and TensorBoard events under
 WORKDIR/tb, and prints a progress line every `log_every` steps. A resumed run first drops the log records of
-the steps after its checkpoint, so every step is logged once. `cli(make_task)` is the `python -m` entry point
-of a task program: --config, --workdir and the multi-process flags.
+the steps after its checkpoint, so every step is logged once. `cli(train_and_evaluate)` is the `python -m`
+entry point of a task program: --config, --workdir and the multi-process flags.
 
 The config keys the loop reads: seed, batch_size, total_steps, log_every, eval_every, checkpoint_every,
 keep_checkpoints, optim (snipjax.optim), mesh (snipjax.parallel).
@@ -32,7 +32,7 @@ from ml_collections import config_flags
 from snipjax import checkpoint, parallel
 from snipjax.config import one_line, parse_flags
 from snipjax.data.files import atomic_write
-from snipjax.train_step import Steps, Task, global_batch, make_steps
+from snipjax.task import Steps, Task, global_batch, make_steps
 
 
 class MetricWriter:

@@ -1,7 +1,7 @@
 """What a training task hands the shared loop, and the compiled functions built from it.
 
 A task (pretraining, property prediction, decoder training) is its parameters, its loss, its batches and its
-evaluation; `snipjax.trainer.run` does the rest. The train state is a plain dict `{step, params, opt_state}`
+evaluation; `snipjax.loop.run` does the rest. The train state is a plain dict `{step, params, opt_state}`
 plus `frozen` when the task keeps parameters out of training: the optimizer never sees those, so they get no
 gradients, no moments and stay bit-identical. `step` counts the updates done; update `k` (0-based) uses the
 data stream's batch `k` and leaves `step = k + 1`. There is no dropout, so the state holds no RNG key.

@@ -11,7 +11,7 @@ import sympy
 
 from snipjax import api, checkpoint, models
 from snipjax.data import tokens
-from snipjax.train import example_inputs
+from snipjax.task_data import example_inputs
 from training_helpers import small_config
 
 

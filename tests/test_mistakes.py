@@ -12,11 +12,11 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from snipjax import trainer
+from snipjax import loop
 from snipjax.config import parse_flags
 from snipjax.data import __main__ as data_cli
 from snipjax.data.pipeline import EpochBatches
-from snipjax.train_step import Task
+from snipjax.task import Task
 from training_helpers import small_config
 
 
@@ -51,35 +51,35 @@ def loop_config(**overrides):
 ])
 def test_loop_counts_that_are_not_positive_are_named(tmp_path, key, value):
     with pytest.raises(ValueError, match=rf"^config\.{key}={value} must be a positive integer: set --config\.{key}"):
-        trainer.run(least_squares, loop_config(**{key: value}), str(tmp_path / "run"))
+        loop.run(least_squares, loop_config(**{key: value}), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 
 def test_a_workdir_that_is_a_file_is_named_and_kept(tmp_path):
     (tmp_path / "run").write_text("my notes")
     with pytest.raises(ValueError, match="--workdir .*run is a file; a run writes a folder"):
-        trainer.run(least_squares, loop_config(), str(tmp_path / "run"))
+        loop.run(least_squares, loop_config(), str(tmp_path / "run"))
     assert (tmp_path / "run").read_text() == "my notes"
 
 
 def test_total_steps_below_the_checkpoint_is_refused_and_the_config_kept(tmp_path):
     workdir = str(tmp_path)
-    trainer.run(least_squares, loop_config(), workdir)
+    loop.run(least_squares, loop_config(), workdir)
     stored = (tmp_path / "config.json").read_bytes()
     with pytest.raises(ValueError, match=r"holds a checkpoint at step 4, past total_steps=2: pass "
                                          r"--config.total_steps=4 or more"):
-        trainer.run(least_squares, loop_config(total_steps=2), workdir)
+        loop.run(least_squares, loop_config(total_steps=2), workdir)
     assert (tmp_path / "config.json").read_bytes() == stored
 
 
 def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(tmp_path):
     workdir = str(tmp_path)
-    trainer.run(least_squares, loop_config(), workdir)
+    loop.run(least_squares, loop_config(), workdir)
     metadata = tmp_path / "checkpoints" / "4" / "state" / "_METADATA"
     metadata.write_bytes(metadata.read_bytes()[:20])  # a copy cut short
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 5, "spl')  # and the line a killed run was writing
-    evaluation = trainer.run(least_squares, loop_config(total_steps=6), workdir)
+    evaluation = loop.run(least_squares, loop_config(total_steps=6), workdir)
     assert np.isfinite(evaluation["loss"])
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4", "4.damaged", "6"]
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -136,7 +136,7 @@ def test_data_command_mistakes_get_one_line(tmp_path, capsys, arguments, message
     arguments = [a.format(tmp=tmp_path) for a in arguments]
     try:
         status = data_cli.main(arguments)
-    except SystemExit as stop:  # argparse's own errors
+    except SystemExit as stop:  # the flag parser's own errors
         status = stop.code
     assert status in (1, 2)
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
@@ -149,8 +149,18 @@ def test_data_command_mistakes_get_one_line(tmp_path, capsys, arguments, message
     ("data.max_len", 0, "data.max_len=0 must be an integer >= 3"),
 ])
 def test_seed_and_data_sizes_out_of_range_are_named(tmp_path, key, value, message):
-    from snipjax.train import pretraining_task
+    from snipjax.tasks.pretrain import pretraining_task
 
     with pytest.raises(ValueError, match=re.escape(message)):
-        trainer.run(pretraining_task, loop_config(**{key: value}), str(tmp_path / "run"))
+        loop.run(pretraining_task, loop_config(**{key: value}), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_tool_command_line_has_help_and_refuses_unknown_flags_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        data_cli.main(["--help"])
+    assert stop.value.code == 0 and "--max-dim" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        data_cli.main(["--max_dimm", "2"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err == "error: Unknown command line flag 'max_dimm'. Did you mean: max-dim ?\n"

@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from snipjax import checkpoint, models, parallel, train
+from snipjax import checkpoint, models, parallel
 from snipjax.data.pipeline import make_batch
-from snipjax.train import MODEL_INPUTS, make_loss_fn, model_inputs, pretraining_task
-from snipjax.train_step import make_steps
+from snipjax.task import make_steps
+from snipjax.task_data import MODEL_INPUTS, model_inputs
+from snipjax.tasks import pretrain
+from snipjax.tasks.pretrain import make_loss_fn, pretraining_task
 from training_helpers import read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,7 +176,7 @@ def test_two_processes_with_4_devices_each_equal_one_process_with_8(tmp_path):
         output, _ = process.communicate(timeout=600)
         assert process.returncode == 0, output[-3000:]
 
-    train.train_and_evaluate(config, str(tmp_path / "single"))
+    pretrain.train_and_evaluate(config, str(tmp_path / "single"))
     multi, single = read_metrics(tmp_path / "multi"), read_metrics(tmp_path / "single")
     assert sorted(multi) == sorted(single) == [1, 2, 3]
     for step in single:

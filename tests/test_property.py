@@ -8,12 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from snipjax import checkpoint, train
+from snipjax import checkpoint
 from snipjax.config import property_config
 from snipjax.data import properties as properties_lib
 from snipjax.data.pipeline import EpochBatches, generate
 from snipjax.data.points import normalize_outputs
 from snipjax.data.samples import DataSpec, generate_sample
+from snipjax.tasks import pretrain
 from snipjax.tasks import property as prop_task
 from training_helpers import read_metrics, small_config
 
@@ -22,7 +23,7 @@ from training_helpers import read_metrics, small_config
 def pretrained(tmp_path_factory):
     """A tiny pretraining workdir (2 steps): what frozen and finetuned modes start from."""
     workdir = tmp_path_factory.mktemp("pretrained")
-    train.train_and_evaluate(small_config(total_steps=2, eval_every=2), str(workdir))
+    pretrain.train_and_evaluate(small_config(total_steps=2, eval_every=2), str(workdir))
     return str(workdir)
 
 
@@ -80,7 +81,10 @@ def test_train_and_test_expressions_are_disjoint_streams():
     spec = DataSpec(max_dim=1, with_properties=True)
     train_set = generate(spec, prop_task.TRAIN_SEED_OFFSET, 200)
     test_set = generate(spec, prop_task.TEST_SEED_OFFSET, 100)
-    as_rows = lambda batch: {tuple(r) for r in batch["symbols"]}
+
+    def as_rows(batch):
+        return {tuple(r) for r in batch["symbols"]}
+
     assert len(as_rows(train_set)) > 190 and not as_rows(train_set) & as_rows(test_set)
 
 
@@ -101,6 +105,23 @@ def test_classification_metrics_against_hand_computed_values():
     m = prop_task.classification_metrics(np.array([3.0, -3.0, 1.0, -1.0]), np.array([1.0, 0.0, 0.0, 0.0]), 0.25)
     assert m["accuracy"] == 0.75 and m["chance_accuracy"] == 0.75
     assert m["chance_bce"] == pytest.approx(-(np.log(0.25) + 3 * np.log(0.75)) / 4)
+
+
+def test_library_metrics_give_the_numbers_of_the_official_formulas():
+    """sklearn computes R², MSE, accuracy and BCE; on random labels they equal the formulas written out."""
+    rng = np.random.default_rng(0)
+    truth, pred = rng.normal(size=200), rng.normal(size=200)
+    m = prop_task.regression_metrics(pred, truth, train_mean=0.1)
+    mse, variance = np.mean((truth - pred) ** 2), np.mean((truth - truth.mean()) ** 2)
+    assert m["mse"] == pytest.approx(mse, rel=1e-12) and m["r2"] == pytest.approx(1 - mse / variance, rel=1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):  # constant truth: no R², no range to scale by
+        assert np.isnan(prop_task.regression_metrics(pred[:5], np.ones(5), 1.0)["r2"])
+    labels, logits = (rng.random(200) > 0.3).astype(float), rng.normal(size=200) * 4
+    for truth in (labels, np.ones(200)):  # one class only included
+        m = prop_task.classification_metrics(logits, truth, train_mean=0.7)
+        p = np.clip(1 / (1 + np.exp(-logits)), 1e-7, 1 - 1e-7)
+        assert m["accuracy"] == np.mean((p > 0.5) == (truth > 0.5))
+        assert m["bce"] == pytest.approx(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)), rel=1e-12)
 
 
 def encoder_params(workdir):
@@ -180,7 +201,6 @@ def test_property_configs_build_and_start_with_their_command(path, monkeypatch):
     assert "snipjax.tasks.property" in command and os.path.relpath(path, REPO) in command
 
 
-@pytest.mark.slow
 def test_the_paper_config_runs_unchanged_on_a_converted_official_checkpoint(tmp_path, monkeypatch):
     from snipjax import convert
     from test_convert import D, random_state_dict, training_params

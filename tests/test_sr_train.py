@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snipjax import checkpoint, train
+from snipjax import checkpoint
 from snipjax.config import sr_config
+from snipjax.tasks import pretrain
 from snipjax.tasks.sr import train as sr_train
 from training_helpers import read_metrics, small_config
 
@@ -38,7 +39,7 @@ def test_targets_are_the_next_tokens_after_the_opening_eos():
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("encoder")
-    train.train_and_evaluate(small_config(**{"data.max_dim": 2, "data.normalize_y": False, "total_steps": 2,
+    pretrain.train_and_evaluate(small_config(**{"data.max_dim": 2, "data.normalize_y": False, "total_steps": 2,
                                              "eval_every": 2}), str(workdir))
     return str(workdir)
 
@@ -92,6 +93,7 @@ def test_sr_configs_build_and_start_with_their_command(monkeypatch):
         assert "snipjax.tasks.sr.train" in command and os.path.relpath(path, repo) in command
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point_input", ["tokens", "values"])
 def test_a_larger_dmax_widens_a_pretrained_encoder_without_changing_it_on_old_inputs(tmp_path, point_input):
     from snipjax import models

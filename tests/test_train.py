@@ -1,8 +1,8 @@
 """The training program: the real loop on a shrunken config, exact resume, stops, configs."""
 
 import glob
-import json
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -13,12 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snipjax import accelerators, bench_train, checkpoint, models, parallel, train, trainer
+from snipjax import accelerators, bench_train, checkpoint, loop, models, parallel
 from snipjax.data import tokens
 from snipjax.data.pipeline import make_batch
 from snipjax.models import flops
-from snipjax.train import MODEL_INPUTS, example_inputs, make_loss_fn, model_inputs, pretraining_task
-from snipjax.train_step import make_steps
+from snipjax.task import make_steps
+from snipjax.task_data import MODEL_INPUTS, example_inputs, model_inputs
+from snipjax.tasks import pretrain
+from snipjax.tasks.pretrain import make_loss_fn, pretraining_task
 from training_helpers import read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +39,7 @@ def assert_same_records(actual, expected):
 
 @pytest.mark.slow
 def test_training_program_runs_and_writes_its_outputs(tmp_path):
-    evaluation = train.train_and_evaluate(small_config(), str(tmp_path))
+    evaluation = pretrain.train_and_evaluate(small_config(), str(tmp_path))
     records = read_metrics(tmp_path)
     assert sorted(records) == [1, 2, 3, 4, 5, 6]
     assert all(np.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in records.values())
@@ -49,7 +51,7 @@ def test_training_program_runs_and_writes_its_outputs(tmp_path):
     assert glob.glob(str(tmp_path / "tb" / "events.out.tfevents.*"))
     assert checkpoint.read_config(tmp_path) == small_config()
     # Run again, the run is finished: no training, the same evaluation.
-    assert train.train_and_evaluate(small_config(), str(tmp_path)) == evaluation
+    assert pretrain.train_and_evaluate(small_config(), str(tmp_path)) == evaluation
     assert sorted(read_metrics(tmp_path)) == [1, 2, 3, 4, 5, 6]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert sum(json.loads(line)["split"] == "eval" for line in lines) == 2  # the rerun logged nothing
@@ -73,7 +75,7 @@ def test_a_run_with_cut_symbol_padding_equals_one_padded_to_max_len(tmp_path):
     runs = {}
     for bucket in (0, 16):
         config = small_config(**{"length_bucket": bucket, "data.max_len": 96, "model.max_positions": 96})
-        train.train_and_evaluate(config, str(tmp_path / str(bucket)))
+        pretrain.train_and_evaluate(config, str(tmp_path / str(bucket)))
         runs[bucket] = read_metrics(tmp_path / str(bucket)), read_metrics(tmp_path / str(bucket), "eval")
     task = pretraining_task(config, parallel.make_mesh(config.mesh))
     first = task.trim(model_inputs(make_batch(config.data, 0, np.arange(16))), lambda n: n)
@@ -104,7 +106,8 @@ def test_train_step_compiles_once():
 KILLED_RUN = """
 import json, os, signal, sys
 import ml_collections
-from snipjax import checkpoint, train
+from snipjax import checkpoint
+from snipjax.tasks import pretrain
 
 save = checkpoint.Checkpointer.save
 
@@ -115,7 +118,7 @@ def save_or_die(self, step, *args, **kwargs):
     return save(self, step, *args, **kwargs)
 
 checkpoint.Checkpointer.save = save_or_die
-train.train_and_evaluate(ml_collections.ConfigDict(json.loads(sys.argv[1])), sys.argv[2])
+pretrain.train_and_evaluate(ml_collections.ConfigDict(json.loads(sys.argv[1])), sys.argv[2])
 """
 
 
@@ -130,8 +133,8 @@ def test_run_killed_and_resumed_equals_uninterrupted_run(tmp_path):
     assert sorted(read_metrics(tmp_path / "resumed")) == [1, 2, 3, 4, 5]
     assert saved_steps(tmp_path / "resumed") == [3]
 
-    train.train_and_evaluate(config, str(tmp_path / "resumed"))  # steps 4 and 5 again, then 6 and 7
-    train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+    pretrain.train_and_evaluate(config, str(tmp_path / "resumed"))  # steps 4 and 5 again, then 6 and 7
+    pretrain.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
     logged = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     train_steps = [r["step"] for r in logged if r["split"] == "train"]
     assert train_steps == [1, 2, 3, 4, 5, 6, 7]  # the steps after the checkpoint are logged once, in order
@@ -144,22 +147,22 @@ def test_run_killed_and_resumed_equals_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_sigterm_or_ctrl_c_saves_and_stops_at_the_next_step(tmp_path, monkeypatch, signum):
-    class TerminatedProducer(train.BatchProducer):
+    class TerminatedProducer(pretrain.BatchProducer):
         def next(self):
             if self.step == 2:  # a preemption notice (or Ctrl-C) arrives while update 3 is being prepared
                 os.kill(os.getpid(), signum)
             return super().next()
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    monkeypatch.setattr(train, "BatchProducer", TerminatedProducer)
-    train.train_and_evaluate(small_config(checkpoint_every=100), str(tmp_path))
+    monkeypatch.setattr(pretrain, "BatchProducer", TerminatedProducer)
+    pretrain.train_and_evaluate(small_config(checkpoint_every=100), str(tmp_path))
     assert sorted(read_metrics(tmp_path)) == [1, 2, 3]
     assert saved_steps(tmp_path) == [3]
     assert {s: signal.getsignal(s) for s in handlers} == handlers
 
 
 def test_non_finite_loss_names_the_update_and_its_samples():
-    window = trainer.TrainWindow(global_batch_size=32)
+    window = loop.TrainWindow(global_batch_size=32)
     window.add(4, {"loss": np.float32(1.0)}, data_s=0.0)
     window.add(5, {"loss": np.float32(np.nan)}, data_s=0.0)
     with pytest.raises(FloatingPointError, match=r"update 5 \(data step 4: global samples 128\.\.159\)"):
@@ -167,17 +170,17 @@ def test_non_finite_loss_names_the_update_and_its_samples():
 
 
 def test_progress_line_shows_loss_accuracy_throughput_and_eta():
-    window = trainer.TrainWindow(global_batch_size=32)
+    window = loop.TrainWindow(global_batch_size=32)
     window.add(1, {"loss": 2.5, "top1_n2s": 0.25, "top1_s2n": 0.125}, data_s=0.001)
     shown = (("top1_n2s", "top1 n→s"), ("top1_s2n", "top1 s→n"))
-    line = trainer.progress_line(10, 300, window.summary(remaining_steps=290), shown)
+    line = loop.progress_line(10, 300, window.summary(remaining_steps=290), shown)
     assert line.startswith("step  10/300 | loss 2.5000 | top1 n→s 0.250 | top1 s→n 0.125 | ")
     assert "samples/s" in line and "data 1.0 ms" in line and "ETA" in line
 
 
 def test_batch_that_does_not_split_over_devices_is_refused():
     with pytest.raises(ValueError, match="multiple of the 8 devices"):
-        trainer.check_batch_sizes({"batch_size": 12}, jax.device_count())
+        loop.check_batch_sizes({"batch_size": 12}, jax.device_count())
 
 
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -248,9 +251,9 @@ def test_resuming_with_a_config_that_changes_the_data_stream_is_refused(tmp_path
     checkpoint.write_config(str(tmp_path), config)
     other_workers = small_config(**{"data.workers": config.data.workers + 1, "total_steps": config.total_steps + 5})
     keys = pretraining_task(config, parallel.make_mesh(config.mesh)).resume_keys
-    trainer.check_resumable(other_workers, str(tmp_path), keys)  # workers and length may change
+    loop.check_resumable(other_workers, str(tmp_path), keys)  # workers and length may change
     with pytest.raises(ValueError, match="seed, batch_size"):
-        trainer.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size),
+        loop.check_resumable(small_config(seed=config.seed + 1, batch_size=2 * config.batch_size),
                                 str(tmp_path), keys)
 
 
@@ -288,7 +291,7 @@ def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
     """A task of a few lines (least squares with a frozen offset) gets the loop's checkpoints, metrics and
     evaluation; the frozen part stays bit-identical and outside the optimizer."""
     from snipjax.data.pipeline import EpochBatches
-    from snipjax.train_step import Task
+    from snipjax.task import Task
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 3)).astype(np.float32)
@@ -310,7 +313,7 @@ def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
     )
     config = small_config(total_steps=60, log_every=20, eval_every=30, checkpoint_every=30)
     config.optim.update(kind="adamw_cosine", lr=0.1, warmup_steps=5)
-    evaluation = trainer.run(lambda config, mesh: task, config, str(tmp_path))
+    evaluation = loop.run(lambda config, mesh: task, config, str(tmp_path))
     assert evaluation["loss"] < 0.05 and sorted(read_metrics(tmp_path, "eval")) == [30, 60]
     state = checkpoint._restore_as_numpy(tmp_path / "checkpoints" / "60" / checkpoint.STATE)
     assert state["frozen"]["offset"] == 3.0 and "offset" not in str(jax.tree_util.tree_structure(state["opt_state"]))

@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE.parent))  # results/common.py
 from common import machine, pyplot  # noqa: E402
 
 from snipjax.data.files import atomic_write, write_text  # noqa: E402
+
 ABLATION_BASE = "configs/tiny.py"  # every key that shapes the run is overridden below
 # name: (config file, overrides). cpu_1d_tokens is the recipe before points became value features, kept to
 # compare with at equal steps.
@@ -172,11 +173,12 @@ def run_ceiling() -> None:
     so that a line retrieved for another line with the same normalized curve counts. Written to
     ceiling.json."""
     import numpy as np
+    from sklearn.metrics import r2_score
 
     from snipjax.config import load_config_file
     from snipjax.data import points
     from snipjax.data.samples import as_spec, generate_samples
-    from snipjax.train import EVAL_SEED_OFFSET
+    from snipjax.task_data import EVAL_SEED_OFFSET
 
     config_file = FINAL_CONFIGS["cpu_1d"][0]
     config = load_config_file(ROOT / config_file)
@@ -195,7 +197,7 @@ def run_ceiling() -> None:
     for s in samples:
         design = np.c_[s.x, np.ones(len(s.y))]
         fit = design @ np.linalg.lstsq(design, s.y, rcond=None)[0]
-        linear_r2.append(1 - np.sum((fit - s.y) ** 2) / np.sum((s.y - s.y.mean()) ** 2))
+        linear_r2.append(r2_score(s.y, fit, force_finite=False))
     rows = []
     for r in RESOLUTIONS:
         close = distance <= r
@@ -423,8 +425,8 @@ def explain_values(finals: dict[str, dict], rows: dict[str, list[dict]]) -> list
              "average in such a run, and the encoder has barely learned that N5000 lies next to N5001. Value "
              "features give it that for free."]
     if common:
-        table = ["", "| step | held-out loss, tokens / values | top-1 n→s, tokens / values | top-1 s→n, tokens / values |",
-                 "|---|---|---|---|"]
+        table = ["", "| step | held-out loss, tokens / values | top-1 n→s, tokens / values "
+                 "| top-1 s→n, tokens / values |", "|---|---|---|---|"]
         for step in [s for s in common if s % 1000 == 0 or s == common[-1]]:
             t, v = evals["cpu_1d_tokens"][step], evals["cpu_1d"][step]
             table.append(f"| {step} | {t['loss']:.3f} / {v['loss']:.3f} | {t['top1_n2s']:.3f} / {v['top1_n2s']:.3f} "

@@ -77,8 +77,8 @@ def feynman_rows(checkpoint: str, max_features: int, decoding: dict) -> list[dic
 def generated_rows(checkpoint: str, count: int, decoding: dict) -> list[dict]:
     import snipjax
     from snipjax.data.samples import as_spec, generate_sample
+    from snipjax.task_data import EVAL_SEED_OFFSET
     from snipjax.tasks.sr.regressor import SNIPRegressor
-    from snipjax.train import EVAL_SEED_OFFSET
 
     config, _ = snipjax.load(checkpoint)
     spec = as_spec(config.data)

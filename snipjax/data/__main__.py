@@ -6,12 +6,13 @@ dimension, points, the model's token ids and, in 1-D, the numeric properties).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import numpy as np
+from absl import flags
 
+from snipjax.config import parse_flags
 from snipjax.data import tokens
 from snipjax.data.files import atomic_write, check_output
 from snipjax.data.samples import DataSpec, Sample, generate_sample
@@ -54,31 +55,31 @@ def describe(record: dict, spec: DataSpec, n_points: int = 3) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snipjax.data", description=__doc__.splitlines()[0])
-    parser.add_argument("--max-dim", type=int, default=1,
-                        help="Dmax: the model's maximum input dimension (the released models: 1 and 10; a larger "
-                             "Dmax is allowed and makes a vocabulary with more variables, which no released "
-                             "model knows)")
-    parser.add_argument("--n", type=int, default=5, help="number of samples")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--start", type=int, default=0, help="index of the first sample")
-    parser.add_argument("--normalize-y", action=argparse.BooleanOptionalAction, default=None,
-                        help="min-max normalize y (default: on for --max-dim 1, as the 1-D model is trained)")
-    parser.add_argument("--out", help="write JSON lines here instead of printing")
-    args = parser.parse_args(argv)
-    if args.max_dim < 1 or args.n < 1 or args.seed < 0 or args.start < 0:
-        parser.error("--max-dim and --n must be >= 1, --seed and --start non-negative")
-    normalize = args.max_dim == 1 if args.normalize_y is None else args.normalize_y
-    spec = DataSpec(max_dim=args.max_dim, normalize_y=normalize, with_properties=args.max_dim == 1)
-    records = (sample_record(generate_sample(spec, args.seed, i), spec)
-               for i in range(args.start, args.start + args.n))
+    flag_values = flags.FlagValues()
+    max_dim = flags.DEFINE_integer("max-dim", 1, "Dmax: the model's maximum input dimension (the released models: "
+                                   "1 and 10; a larger Dmax is allowed and makes a vocabulary with more variables, "
+                                   "which no released model knows)", flag_values=flag_values)
+    n = flags.DEFINE_integer("n", 5, "number of samples", flag_values=flag_values)
+    seed = flags.DEFINE_integer("seed", 0, "the seed stream", flag_values=flag_values)
+    start = flags.DEFINE_integer("start", 0, "index of the first sample", flag_values=flag_values)
+    normalize_y = flags.DEFINE_bool("normalize-y", None, "min-max normalize y (default: on for --max-dim 1, as the "
+                                    "1-D model is trained; off: --nonormalize-y)", flag_values=flag_values)
+    out = flags.DEFINE_string("out", None, "write JSON lines here instead of printing", flag_values=flag_values)
+    parse_flags(flag_values, ["python -m snipjax.data", *(sys.argv[1:] if argv is None else argv)], __doc__)
+    if max_dim.value < 1 or n.value < 1 or seed.value < 0 or start.value < 0:
+        print("error: --max-dim and --n must be >= 1, --seed and --start non-negative", file=sys.stderr)
+        return 2
+    normalize = max_dim.value == 1 if normalize_y.value is None else normalize_y.value
+    spec = DataSpec(max_dim=max_dim.value, normalize_y=normalize, with_properties=max_dim.value == 1)
+    records = (sample_record(generate_sample(spec, seed.value, i), spec)
+               for i in range(start.value, start.value + n.value))
     try:
-        if args.out:
-            check_output(args.out, "--out")
-            with atomic_write(args.out) as out:  # a run that fails leaves what --out held
+        if out.value:
+            check_output(out.value, "--out")
+            with atomic_write(out.value) as file:  # a run that fails leaves what --out held
                 for record in records:
-                    out.write(json.dumps(record) + "\n")
-            print(f"wrote {args.n} samples to {args.out}")
+                    file.write(json.dumps(record) + "\n")
+            print(f"wrote {n.value} samples to {out.value}")
         else:
             for record in records:
                 print(describe(record, spec), end="\n\n")

@@ -11,7 +11,7 @@ encoder kept bit-identical: it is not in the optimizer), `finetuned` (a pretrain
 `pretrained` is any path `snipjax.load` reads; it also decides the architecture in supervised mode, so the
 three modes compare the same network. The head is Linear(latent→128) → ReLU → Linear(128→1), trained with MSE
 (BCE for the 0/1 properties). Training and test expressions come from disjoint seed streams; the test set is
-the same for every mode. Runs on the shared loop (`snipjax.trainer`): checkpoints, exact resume, metrics.
+the same for every mode. Runs on the shared loop (`snipjax.loop`): checkpoints, exact resume, metrics.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
 
-from snipjax import checkpoint, models, parallel, trainer
+from snipjax import checkpoint, loop, models, parallel
 from snipjax.data.pipeline import EpochBatches, generate
 from snipjax.data.properties import EXPRESSION_PROPERTY_NAMES
 from snipjax.models.transformer import dense
-from snipjax.train import example_inputs, symbol_trim
-from snipjax.train_step import Task
+from snipjax.task import Task
+from snipjax.task_data import example_inputs, host_rows, symbol_trim
 
 # Numeric properties (symbolic encoder reads the formula) by config name → data label.
 NUMERIC_PROPERTIES = {"ncr": "ncr", "upward": "upwardness", "yavg": "yavg", "oscillation": "oscillation"}
@@ -130,11 +131,11 @@ def regression_metrics(pred: np.ndarray, truth: np.ndarray, train_mean: float) -
     after min-max scaling truth and prediction by the truth's range; the same for the chance predictor (the
     training labels' mean)."""
     pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
-    variance = np.mean((truth - truth.mean()) ** 2)
+    variance = np.var(truth)
     metrics = {}
     for prefix, guess in (("", pred), ("chance_", np.full_like(truth, train_mean))):
-        mse = np.mean((truth - guess) ** 2)
-        metrics[f"{prefix}r2"] = 1.0 - mse / variance if variance > 0 else float("nan")
+        mse = mean_squared_error(truth, guess)
+        metrics[f"{prefix}r2"] = r2_score(truth, guess) if variance > 0 else float("nan")
         metrics[f"{prefix}mse"] = mse
         metrics[f"{prefix}nmse"] = mse / (variance + 1e-12)
         span = truth.max() - truth.min()
@@ -151,8 +152,8 @@ def classification_metrics(logits: np.ndarray, truth: np.ndarray, train_mean: fl
     metrics = {}
     for prefix, p in (("", prob), ("chance_", np.full_like(truth, train_mean))):
         p = np.clip(p, 1e-7, 1 - 1e-7)
-        metrics[f"{prefix}accuracy"] = np.mean((p > 0.5) == (truth > 0.5))
-        metrics[f"{prefix}bce"] = -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p))
+        metrics[f"{prefix}accuracy"] = accuracy_score(truth > 0.5, p > 0.5)
+        metrics[f"{prefix}bce"] = log_loss(truth, p, labels=[0.0, 1.0])
     return metrics
 
 
@@ -207,11 +208,8 @@ def property_task(config, mesh: jax.sharding.Mesh | None) -> Task:
         summarize_fn = classification_metrics if binary else regression_metrics
         return summarize_fn(pred, truth, train_mean)
 
-    per_process = config.eval_batch_size // jax.process_count()
-    eval_batches = []
-    for start in range(0, config.n_test, config.eval_batch_size):
-        local = slice(start + jax.process_index() * per_process, start + (jax.process_index() + 1) * per_process)
-        eval_batches.append({k: test_set[k][local] for k in keep})
+    eval_batches = [{k: test_set[k][host_rows(config.eval_batch_size, start)] for k in keep}
+                    for start in range(0, config.n_test, config.eval_batch_size)]
 
     return Task(
         init=init,
@@ -241,8 +239,8 @@ def check_config(config) -> None:
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Train the predictor to `config.total_steps` (resuming from `workdir`); returns the test-set metrics."""
     check_config(config)
-    return trainer.run(property_task, config, workdir)
+    return loop.run(property_task, config, workdir)
 
 
 if __name__ == "__main__":
-    trainer.cli(train_and_evaluate)
+    loop.cli(train_and_evaluate)

@@ -25,16 +25,18 @@ selection with no problem is an error. The summary (JSON) gives the share of tes
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
 import sys
 import time
+import types
 import zlib
 
 import numpy as np
+from absl import flags
 
+from snipjax.config import parse_flags
 from snipjax.data.files import atomic_write, check_output
 
 # What decides a problem's result besides its name: a rerun resumes only a file of the same settings.
@@ -181,26 +183,31 @@ def summary(out: str, compare: list[str]) -> dict:
     return result
 
 
+def parse_arguments(argv: list[str]) -> types.SimpleNamespace:
+    """The command line's flags, as attributes named with underscores (`--max-features` → max_features)."""
+    fv = flags.FlagValues()
+    flags.DEFINE_string("checkpoint", None, "an SR model: a workdir or an export dir", required=True, flag_values=fv)
+    flags.DEFINE_string("formulas", "feynman", "feynman | classic:PREFIX | an index CSV", flag_values=fv)
+    flags.DEFINE_string("group", None, "keep the problems of this group", flag_values=fv)
+    flags.DEFINE_integer("max-features", None, "keep the problems of at most this many variables", flag_values=fv)
+    flags.DEFINE_string("data", None, "a dataset CSV instead of formulas", flag_values=fv)
+    flags.DEFINE_string("target", None, "the target column of --data (default: the column named target)",
+                        flag_values=fv)
+    flags.DEFINE_integer("points", 1000, "points sampled per formula", flag_values=fv)
+    flags.DEFINE_float("noise", 0.0, "target noise, relative to RMS(y)", flag_values=fv)
+    flags.DEFINE_enum("optimizer", "gwo", ("gwo", "es", "cma", "none"), "latent space optimization", flag_values=fv)
+    flags.DEFINE_integer("iterations", 80, "latent optimization iterations at most", flag_values=fv)
+    flags.DEFINE_string("shard", None, "i/n: every n-th problem from the i-th", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "the regressor's random_state", flag_values=fv)
+    flags.DEFINE_string("out", None, "CSV of results, appended (a rerun resumes)", required=True, flag_values=fv)
+    flags.DEFINE_multi_string("compare", [], "NAME=FILE: published results", flag_values=fv)
+    flags.DEFINE_bool("verbose", False, "a line per latent search iteration", flag_values=fv)
+    parse_flags(fv, ["python -m snipjax.tasks.sr.benchmark", *argv], __doc__)
+    return types.SimpleNamespace(**{name.replace("-", "_"): fv[name].value for name in fv})
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m snipjax.tasks.sr.benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="an SR model: a workdir or an export dir")
-    parser.add_argument("--formulas", default="feynman", help="feynman | classic:PREFIX | an index CSV")
-    parser.add_argument("--group", help="keep the problems of this group")
-    parser.add_argument("--max-features", type=int, help="keep the problems of at most this many variables")
-    parser.add_argument("--data", help="a dataset CSV instead of formulas")
-    parser.add_argument("--target", help="the target column of --data (default: the column named target)")
-    parser.add_argument("--points", type=int, default=1000, help="points sampled per formula")
-    parser.add_argument("--noise", type=float, default=0.0, help="target noise, relative to RMS(y)")
-    parser.add_argument("--optimizer", choices=("gwo", "es", "cma", "none"), default="gwo",
-                        help="latent space optimization (default: gwo)")
-    parser.add_argument("--iterations", type=int, default=80, help="latent optimization iterations at most")
-    parser.add_argument("--shard", help="i/n: every n-th problem from the i-th")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="CSV of results, appended (a rerun resumes)")
-    parser.add_argument("--compare", action="append", default=[], help="NAME=FILE: published results")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
     try:  # everything a mistake in the arguments can break is checked before the first fit
         check_arguments(args)
         check_output(args.out, "--out")

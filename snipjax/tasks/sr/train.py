@@ -7,10 +7,11 @@ generated expressions, teacher forced, while the numeric encoder stays frozen (`
 too). `pretrained` is the encoder's source (a pretraining workdir, an export dir, a converted SNIP
 checkpoint): it decides the encoder's architecture and its data (points, sequence length), and
 `config.model.decoder` adds the decoder. A `data.max_dim` above the encoder's widens its point embedder: the
-new inputs start with no effect (`models.widen_point_embedder`), so a 1-D encoder begins a 2-D model. y is raw unless `data.normalize_y` says otherwise, whatever the
-encoder was pretrained on: a formula's scale and offset are only visible in raw y (the official SR pipeline). `pretrained_sr` instead starts everything from a symbolic-regression
-checkpoint (a converted `snip-e2e-sr.pth`, or a workdir of this program). Runs on the shared loop
-(`snipjax.trainer`); held-out evaluation: loss, token accuracy and the share of expressions whose every token
+new inputs start with no effect (`models.widen_point_embedder`), so a 1-D encoder begins a 2-D model. y is raw
+unless `data.normalize_y` says otherwise, whatever the encoder was pretrained on: a formula's scale and offset
+are only visible in raw y (the official SR pipeline). `pretrained_sr` instead starts everything from a
+symbolic-regression checkpoint (a converted `snip-e2e-sr.pth`, or a workdir of this program). Runs on the shared loop
+(`snipjax.loop`); held-out evaluation: loss, token accuracy and the share of expressions whose every token
 is predicted right, on `eval_size` pairs of their own seed stream.
 """
 
@@ -22,10 +23,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from snipjax import checkpoint, models, parallel, trainer
-from snipjax.data.pipeline import BatchProducer, make_batch
-from snipjax.train import EVAL_SEED_OFFSET, MODEL_INPUTS, example_inputs, symbol_trim
-from snipjax.train_step import Task
+from snipjax import checkpoint, loop, models, parallel
+from snipjax.data.pipeline import BatchProducer
+from snipjax.task import Task
+from snipjax.task_data import example_inputs, held_out_batch, symbol_trim, zero_inputs
 
 ENCODER = "numeric_encoder"
 
@@ -72,8 +73,7 @@ def sr_task(config, mesh: jax.sharding.Mesh | None) -> Task:
     shapes = example_inputs(sr_config, config.batch_size)
 
     def init(key):
-        inputs = [jnp.zeros((1, *shapes[k].shape[1:]), shapes[k].dtype) for k in MODEL_INPUTS]
-        params = model.init(key, *inputs)["params"]
+        params = model.init(key, *zero_inputs(sr_config))["params"]
         if start is not None:
             fresh_embedder = params[ENCODER]["embedder"]
             params = {**params, **jax.tree.map(jnp.asarray, start)}
@@ -102,10 +102,6 @@ def sr_task(config, mesh: jax.sharding.Mesh | None) -> Task:
         return {"loss": total["nll"] / total["tokens"], "token_accuracy": total["correct"] / total["tokens"],
                 "sequence_accuracy": total["exact"] / total["sequences"]}
 
-    per_process = config.eval_size // jax.process_count()
-    first = jax.process_index() * per_process
-    held_out = make_batch(data, config.seed + EVAL_SEED_OFFSET, np.arange(first, first + per_process))
-
     return Task(
         init=init,
         loss=loss,
@@ -113,7 +109,7 @@ def sr_task(config, mesh: jax.sharding.Mesh | None) -> Task:
         batches=lambda start_step: BatchProducer(data, config.seed, config.batch_size, jax.process_index(),
                                                  jax.process_count(), start_step=start_step,
                                                  workers=config.data.workers),
-        eval_batches=[{k: held_out[k] for k in MODEL_INPUTS}],
+        eval_batches=[held_out_batch(data, config.seed, config.eval_size)],
         evaluate=token_stats,
         summarize=summarize,
         progress=(("token_accuracy", "token acc"),),
@@ -127,8 +123,8 @@ def sr_task(config, mesh: jax.sharding.Mesh | None) -> Task:
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     """Train mapper and decoder to `config.total_steps` (resuming from `workdir`); returns the held-out eval."""
-    return trainer.run(sr_task, config, workdir)
+    return loop.run(sr_task, config, workdir)
 
 
 if __name__ == "__main__":
-    trainer.cli(train_and_evaluate)
+    loop.cli(train_and_evaluate)
