@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from snipjax import losses
+from snipjax import losses, models
 
 
 def _log_softmax(x, axis):
@@ -82,8 +83,26 @@ def test_top5_counts_the_sixth_place_as_a_miss():
 
 
 def test_unknown_kind_is_rejected():
-    with pytest.raises(ValueError, match="loss kind"):
+    with pytest.raises(ValueError, match=r"loss.kind must be one of \('infonce', 'clip', 'siglip'\)"):
         losses.contrastive_loss(make_out(np.eye(2), np.eye(2)), "triplet")
+
+
+def test_a_new_kind_is_one_entry_of_the_table(monkeypatch):
+    """An entry with its own learned parameter: the model holds it at its initial value and the loss uses it."""
+    kind = losses.LossKind(True, (("log_logit_scale", 1.5),), losses.KINDS["infonce"].loss)
+    monkeypatch.setitem(losses.KINDS, "cosine_ce", kind)
+    from test_models import tiny_config
+
+    config = tiny_config("cosine_ce")
+    model = models.make_snip(config)
+    points = jnp.zeros((2, 10, 3 * (config.data.max_dim + 1)), jnp.int32)
+    symbols, lengths = jnp.zeros((2, 12), jnp.int32), jnp.array([3, 4])
+    variables = model.init(jax.random.key(0), points, symbols, lengths)
+    assert float(variables["params"]["log_logit_scale"]) == 1.5
+    out = model.apply(variables, points, symbols, lengths)
+    np.testing.assert_allclose(out["logit_scale"], np.exp(1.5), rtol=1e-6)
+    loss, _ = losses.contrastive_loss(out, "cosine_ce")
+    assert np.isfinite(float(loss))
 
 
 @pytest.mark.parametrize("kind", ["infonce", "siglip"])

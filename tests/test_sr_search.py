@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from snipjax.tasks.sr import search
 from snipjax.tasks.sr.search import CMAES, EvolutionStrategy, GreyWolf
 
 OPTIMUM = jnp.array([1.5, -0.5, 0.8, 2.0])
@@ -75,3 +76,20 @@ def test_cma_es_adapts_its_covariance_to_an_ill_conditioned_fitness():
     scales = np.sqrt(np.diag(np.asarray(state.covariance)))
     weights = np.array([1.0, 10.0, 0.3, 3.0])  # curvature per axis: the search narrows where it is steep
     assert scales[np.argmax(weights)] < scales[np.argmin(weights)]
+
+
+def test_every_registered_optimizer_runs_behind_the_one_interface():
+    """What SNIPRegressor, the SRBench runner and the benchmarks offer is this table: each entry builds an
+    optimizer that improves a simple fitness from a scored population."""
+    def fitness(points):
+        return -jnp.sum((points - 1.0) ** 2, axis=-1)
+
+    population = jax.random.normal(jax.random.key(0), (12, 3))
+    for name, build in search.OPTIMIZERS.items():
+        optimizer = build(10, 12)
+        state = optimizer.init(population, fitness(population), jax.random.key(1))
+        start = float(state.best_fitness)
+        for _ in range(10):
+            candidates = optimizer.ask(state)
+            state = optimizer.tell(state, candidates, fitness(candidates))
+        assert float(state.best_fitness) > start, name

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from snipjax import losses
 from snipjax.data.vocab import get_vocab
 from snipjax.models.encoders import NumericEncoder, SymbolicEncoder
 from snipjax.models.transformer import Kernels, TransformerSpec
@@ -16,12 +15,6 @@ from snipjax.models.transformer import Kernels, TransformerSpec
 Array = jax.Array
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-LOSS_KINDS = ("infonce", "clip", "siglip")  # the model holds the similarity parameters each kind needs
-
-# Initial values of the learned similarity parameters: CLIP's temperature 0.07, SigLIP's t'=log 10 and b=-10.
-CLIP_INIT_LOG_SCALE = math.log(1 / 0.07)
-SIGLIP_INIT_LOG_SCALE = math.log(10.0)
-SIGLIP_INIT_BIAS = -10.0
 
 
 def transformer_spec(model_cfg: ml_collections.ConfigDict, n_layers: int | None = None,
@@ -46,29 +39,27 @@ def transformer_spec(model_cfg: ml_collections.ConfigDict, n_layers: int | None 
 def make_numeric_encoder(config: ml_collections.ConfigDict, kernels: Kernels = Kernels()) -> NumericEncoder:
     """The numeric tower of `config` (shared by SNIP and the symbolic-regression model)."""
     m = config.model
-    return NumericEncoder(transformer_spec(m, kernels=kernels), get_vocab(config.data.max_dim).float_size, m.float_emb_dim,
-                          m.latent_dim, m.numeric_positions, m.pool_mask, m.get("float_init", "official"),
-                          m.get("point_input", "tokens"))
+    return NumericEncoder(transformer_spec(m, kernels=kernels), get_vocab(config.data.max_dim).float_size,
+                          m.float_emb_dim, m.latent_dim, m.numeric_positions, m.pool_mask,
+                          m.get("float_init", "official"), m.get("point_input", "tokens"))
 
 
 class SNIP(nn.Module):
     """Numeric and symbolic encoders, and the scale/bias that turn their similarities into logits.
 
-    'infonce' (official) uses the constant scale 1/temperature; 'clip' learns a log scale (init log 1/0.07);
-    'siglip' learns a log scale (init log 10) and a bias (init -10).
+    `similarity_parameters` are the learned ones the loss kind names (`snipjax.losses.KINDS`), with their
+    initial values: `log_logit_scale` (the scale is its exp; without it, the constant 1/temperature, as the
+    official InfoNCE) and `logit_bias` (else 0).
     """
 
     numeric_encoder: NumericEncoder
     symbolic_encoder: SymbolicEncoder
-    loss_kind: str = "infonce"
+    similarity_parameters: tuple[tuple[str, float], ...] = ()
     temperature: float = 1.0
 
     def setup(self):
-        if self.loss_kind in ("clip", "siglip"):
-            init = CLIP_INIT_LOG_SCALE if self.loss_kind == "clip" else SIGLIP_INIT_LOG_SCALE
-            self.log_logit_scale = self.param("log_logit_scale", nn.initializers.constant(init), ())
-        if self.loss_kind == "siglip":
-            self.logit_bias = self.param("logit_bias", nn.initializers.constant(SIGLIP_INIT_BIAS), ())
+        self.similarity = {name: self.param(name, nn.initializers.constant(init), ())
+                           for name, init in self.similarity_parameters}
 
     def encode_numeric(self, points: Array) -> Array:
         return self.numeric_encoder(points)
@@ -77,11 +68,11 @@ class SNIP(nn.Module):
         return self.symbolic_encoder(symbols, symbol_len)
 
     def __call__(self, points: Array, symbols: Array, symbol_len: Array) -> dict[str, Array]:
-        if self.loss_kind == "infonce":
-            scale = jnp.asarray(1.0 / self.temperature, jnp.float32)
+        if "log_logit_scale" in self.similarity:
+            scale = jnp.exp(self.similarity["log_logit_scale"])
         else:
-            scale = jnp.exp(self.log_logit_scale)
-        bias = self.logit_bias if self.loss_kind == "siglip" else jnp.zeros((), jnp.float32)
+            scale = jnp.asarray(1.0 / self.temperature, jnp.float32)
+        bias = self.similarity.get("logit_bias", jnp.zeros((), jnp.float32))
         return {
             "z_numeric": self.encode_numeric(points),
             "z_symbolic": self.encode_symbolic(symbols, symbol_len),
@@ -93,11 +84,10 @@ class SNIP(nn.Module):
 def make_snip(config: ml_collections.ConfigDict, kernels: Kernels = Kernels()) -> SNIP:
     """The SNIP model of `config` (reads config.model, config.loss and config.data.max_dim), its layers
     computed by `kernels` (default: XLA's, whole batch; programs pass `snipjax.parallel.kernels_for`'s)."""
-    if config.loss.kind not in LOSS_KINDS:
-        raise ValueError(f"config.loss.kind must be one of {LOSS_KINDS}, got {config.loss.kind!r}")
+    similarity_parameters = losses.loss_kind(config.loss.kind).parameters
     m = config.model
     vocab = get_vocab(config.data.max_dim)
     symbolic = SymbolicEncoder(transformer_spec(m, kernels=kernels), vocab.equation_size, m.latent_dim, m.pool_mask,
                                m.get("float_init", "official"), vocab.n_symbols, m.get("constant_input", "tokens"),
                                3 * m.float_emb_dim, config.data.get("max_len"))
-    return SNIP(make_numeric_encoder(config, kernels), symbolic, config.loss.kind, config.loss.temperature)
+    return SNIP(make_numeric_encoder(config, kernels), symbolic, similarity_parameters, config.loss.temperature)

@@ -21,7 +21,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -31,7 +30,7 @@ from snipjax.data.expressions import Expression, is_constant, is_variable
 from snipjax.tasks.sr import constants, decoding, search
 
 MIN_POINTS = 5
-OPTIMIZERS = (None, "gwo", "es", "cma")
+OPTIMIZERS = (None, *search.OPTIMIZERS)  # None: direct decoding only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,12 +383,7 @@ class _Search:
         the time limit (judged by the last one's duration) does not start."""
         r = self.regressor
         size = 1 + sum(self.POPULATION.values())
-        if r.optimizer == "gwo":
-            optimizer = search.GreyWolf(iterations=r.lso_iterations)
-        elif r.optimizer == "es":
-            optimizer = search.EvolutionStrategy(optax.adam(0.1), population_size=size, sigma=0.5)
-        else:
-            optimizer = search.CMAES(population_size=size)
+        optimizer = search.OPTIMIZERS[r.optimizer](r.lso_iterations, size)
         if self.remaining() <= 0:
             return 0
         started = self.elapsed()

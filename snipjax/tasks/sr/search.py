@@ -226,3 +226,12 @@ class CMAES:
         # A generation with no finite fitness teaches nothing: keep the distribution.
         kept = jax.tree.map(lambda new, old: jnp.where(usable, new, old), updated, state)
         return kept._replace(iteration=generation, **_track_best(state, candidates, fitness))
+
+
+# The latent optimizers by name, each built from (iterations, population size): what SNIPRegressor(optimizer=...),
+# the SRBench runner, `bench lso` and results/sr offer. A new optimizer is a class above and a line here.
+OPTIMIZERS = {
+    "gwo": lambda iterations, population: GreyWolf(iterations=iterations),
+    "es": lambda iterations, population: EvolutionStrategy(optax.adam(0.1), population_size=population, sigma=0.5),
+    "cma": lambda iterations, population: CMAES(population_size=population),
+}
