@@ -22,8 +22,8 @@ import numpy as np
 
 from snipjax import checkpoint, models, parallel
 from snipjax.data import floats, tokens
-from snipjax.data.vocab import get_vocab
 from snipjax.data.points import normalize_outputs, standardize_inputs
+from snipjax.data.vocab import get_vocab
 
 
 def load(path: str) -> tuple[ml_collections.ConfigDict, dict]:
@@ -76,7 +76,7 @@ def _in_chunks(encode, arrays: Sequence[np.ndarray], batch_size: int, width: int
     n = len(arrays[0])
     if n == 0:
         return jnp.zeros((0, width), jnp.float32)
-    chunk = min(batch_size, 1 << max(n - 1, 0).bit_length())
+    chunk = min(batch_size, tokens.power_of_two(n))
     outputs = []
     for start in range(0, n, chunk):
         rows = [a[start:start + chunk] for a in arrays]

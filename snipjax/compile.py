@@ -31,6 +31,7 @@ from ml_collections import config_flags
 
 from snipjax import accelerators, models, parallel
 from snipjax.config import one_line, parse_flags
+from snipjax.data.tokens import power_of_two
 from snipjax.models import flops
 from snipjax.task import make_steps
 from snipjax.task_data import example_inputs
@@ -152,7 +153,7 @@ def _lower_refit(config, mesh):
     shape, rows = REFIT_SHAPE, config.batch_size
     programs = [jax.ShapeDtypeStruct((rows, shape["length"]), jnp.int32) for _ in range(3)]
     state = jax.eval_shape(constants.init_state, jax.ShapeDtypeStruct((rows, shape["constants"]), jnp.float32))
-    columns = constants._bucket(config.data.max_dim, smallest=2)
+    columns = power_of_two(config.data.max_dim, smallest=2)  # as fit_constants pads x
     x = jax.ShapeDtypeStruct((shape["points"], columns), jnp.float32)
     y = weight = jax.ShapeDtypeStruct((shape["points"],), jnp.float32)
     vectorize = constants.vectorize_for(mesh.devices.flat[0].platform, rows)

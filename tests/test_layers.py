@@ -14,12 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 TASKS = {"snipjax.tasks.pretrain", "snipjax.tasks.property", "snipjax.tasks.sr.train"}
-TOOLS = {"snipjax.train", "snipjax.compile", "snipjax.convert", "snipjax.bench", "snipjax.data.__main__",
+TOOLS = {"snipjax.train", "snipjax.compile", "snipjax.convert", "snipjax.bench.__main__", "snipjax.data.__main__",
          "snipjax.data.worker", "snipjax.tasks.sr.benchmark"}
-# Parts of a tool, imported by it alone: `python -m snipjax.bench train`, in a file of its own so that the
-# other benchmarks never load jax.
-TOOL_PARTS = {"snipjax.bench_train": "snipjax.bench"}
-TASK_USERS = {"snipjax.train", "snipjax.compile", "snipjax.bench_train"}
+TASK_USERS = {"snipjax.train", "snipjax.compile", "snipjax.bench.train"}
 
 
 def module_name(path: Path) -> str:
@@ -62,7 +59,7 @@ def test_no_program_is_imported_by_another_module_except_task_builders_by_their_
     wrong = []
     for name, tree in trees().items():
         for imported in imported_modules(tree):
-            if imported in TOOLS or TOOL_PARTS.get(imported, name) != name:
+            if imported in TOOLS:
                 wrong.append(f"{name} imports the tool {imported}")
             if imported in TASKS and name not in TASK_USERS:
                 wrong.append(f"{name} imports the task {imported}: what tasks share belongs below them")

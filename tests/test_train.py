@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from snipjax import accelerators, bench_train, checkpoint, loop, models, parallel
+from snipjax import accelerators, checkpoint, loop, models, parallel
+from snipjax.bench import train as bench_train
 from snipjax.data import tokens
 from snipjax.data.pipeline import make_batch
 from snipjax.models import flops

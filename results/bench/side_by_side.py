@@ -36,7 +36,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from snipjax.bench import DATA_CASES, bench_data
+from snipjax.bench.data import DATA_CASES, bench_data
 from snipjax.data.files import atomic_write, write_text
 
 HERE = Path(__file__).resolve().parent
@@ -202,7 +202,7 @@ def main(argv: list[str]) -> int:
                 their_rounds.append(official_data(official, python, spec.max_dim, spec.normalize_y,
                                                   args.seconds / args.rounds, Path(scratch)))
             ours = {"samples_per_s": statistics.fmean(ours_rounds), "rounds": ours_rounds,
-                    "command": f"snipjax.bench.bench_data(DataSpec(max_dim={spec.max_dim}, "
+                    "command": f"snipjax.bench.data.bench_data(DataSpec(max_dim={spec.max_dim}, "
                                f"normalize_y={spec.normalize_y}), workers=1, batch_size={BATCH_SIZE})"}
             theirs = {"samples_per_s": statistics.fmean(r["samples_per_s"] for r in their_rounds),
                       "rounds": [r["samples_per_s"] for r in their_rounds], "command": their_rounds[0]["command"]}

@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE.parent))  # results/common.py
 from common import machine, pyplot  # noqa: E402
 
 from snipjax.data.files import atomic_write, write_text  # noqa: E402
+from snipjax.tasks.sr import search  # noqa: E402
 
 DECODINGS = {"sample": {"decoding": "sample", "optimizer": None},
              "beam10": {"decoding": "beam", "beam_size": 10, "optimizer": None}}
@@ -227,7 +228,7 @@ def lso(arguments: list[str]) -> None:
               "date": datetime.date.today().isoformat(), "machine": machine(), "checkpoint": args.checkpoint,
               "iterations": args.iterations, "runs": {}}
     for problems, selection in LSO_PROBLEMS.items():
-        for optimizer in (None, "gwo", "es", "cma"):
+        for optimizer in (None, *search.OPTIMIZERS):
             name = f"{problems}_{optimizer or 'direct'}"
             out = HERE / "lso" / f"{name}.csv"
             command = ["--checkpoint", args.checkpoint, *selection, "--iterations", str(args.iterations),

@@ -106,6 +106,12 @@ def encode_expressions(expressions: Sequence, max_dim: int, max_len: int = 200) 
     return ids, lengths
 
 
+def power_of_two(n: int, smallest: int = 1) -> int:
+    """`n` rounded up to a power of two (at least `smallest`): sizes padded so, so that arrays of many sizes
+    share a few compiled shapes."""
+    return max(smallest, 1 << max(n - 1, 0).bit_length())
+
+
 def bucketed_length(symbol_len: np.ndarray, bucket: int, max_len: int) -> int:
     """Positions a batch of symbol sequences needs: its longest, rounded up to a multiple of `bucket` so that
     few distinct shapes are compiled, and at most `max_len`; bucket 0 keeps `max_len`."""

@@ -185,6 +185,8 @@ def summary(out: str, compare: list[str]) -> dict:
 
 def parse_arguments(argv: list[str]) -> types.SimpleNamespace:
     """The command line's flags, as attributes named with underscores (`--max-features` → max_features)."""
+    from snipjax.tasks.sr import search  # the optimizers' names
+
     fv = flags.FlagValues()
     flags.DEFINE_string("checkpoint", None, "an SR model: a workdir or an export dir", required=True, flag_values=fv)
     flags.DEFINE_string("formulas", "feynman", "feynman | classic:PREFIX | an index CSV", flag_values=fv)
@@ -195,7 +197,7 @@ def parse_arguments(argv: list[str]) -> types.SimpleNamespace:
                         flag_values=fv)
     flags.DEFINE_integer("points", 1000, "points sampled per formula", flag_values=fv)
     flags.DEFINE_float("noise", 0.0, "target noise, relative to RMS(y)", flag_values=fv)
-    flags.DEFINE_enum("optimizer", "gwo", ("gwo", "es", "cma", "none"), "latent space optimization", flag_values=fv)
+    flags.DEFINE_enum("optimizer", "gwo", (*search.OPTIMIZERS, "none"), "latent space optimization", flag_values=fv)
     flags.DEFINE_integer("iterations", 80, "latent optimization iterations at most", flag_values=fv)
     flags.DEFINE_string("shard", None, "i/n: every n-th problem from the i-th", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "the regressor's random_state", flag_values=fv)

@@ -4,8 +4,9 @@ A formula becomes a program: its prefix tokens in reverse as op codes, the stack
 and a slot per constant into a vector of values. `evaluate` runs the program as a stack machine in a loop
 over its tokens, so formulas of any shape share one compiled function; with `jacobian=True` it carries
 forward-mode tangents along (a formula has few constants, so J [N, K] costs about K evaluations of one vector
-each, and no reverse pass stores the stack). The refit minimizes ½·MSE, the official objective (scipy's BFGS there), from
-the decoded constants on at most the first 1024 points, by Levenberg–Marquardt (the default) or optax's L-BFGS.
+each, and no reverse pass stores the stack). The refit minimizes ½·MSE, the official objective (scipy's BFGS
+there), from the decoded constants on at most the first 1024 points, by Levenberg–Marquardt (the default) or
+optax's L-BFGS.
 
     programs = compile_programs(expressions, n_inputs=x.shape[1])
     refit = fit_constants(expressions, x, y, max_iter=100, vectorize=1)   # expressions with refit constants
@@ -26,6 +27,7 @@ import numpy as np
 import optax
 
 from snipjax.data.expressions import BINARY_OPERATORS, UNARY_OPERATORS, Expression, is_constant
+from snipjax.data.tokens import power_of_two
 
 PAD, LEAF = 0, 1  # a leaf is a constant (slot >= 0) or the variable x_{-1 - slot}
 UNARY_CODE = {op: 2 + i for i, op in enumerate(UNARY_OPERATORS)}
@@ -49,19 +51,14 @@ class Programs(NamedTuple):
         return int(self.positions.max(initial=0)) + 2  # a binary token at p reads p + 1
 
 
-def _bucket(n: int, smallest: int = 1) -> int:
-    """Sizes padded to powers of two (at least `smallest`), so that most populations share one compilation."""
-    return max(smallest, 1 << max(n - 1, 0).bit_length())
-
-
 def compile_programs(expressions: Sequence[Expression], n_inputs: int) -> Programs:
     """The programs of `expressions` over x_0..x_{n_inputs-1}; lengths and constant counts padded to powers
     of two (at least 32 and 4)."""
     for expression in expressions:
         if expression.input_dim > n_inputs:
             raise ValueError(f"{expression} uses x_{expression.input_dim - 1} but x has {n_inputs} columns")
-    length = _bucket(max((e.n_nodes for e in expressions), default=1), smallest=32)
-    n_constants = _bucket(max((len(e.constants) for e in expressions), default=1), smallest=4)
+    length = power_of_two(max((e.n_nodes for e in expressions), default=1), smallest=32)
+    n_constants = power_of_two(max((len(e.constants) for e in expressions), default=1), smallest=4)
     codes, positions, slots = (np.zeros((len(expressions), length), np.int32) for _ in range(3))
     constants = np.zeros((len(expressions), n_constants), np.float64)
     for row, expression in enumerate(expressions):
@@ -324,13 +321,13 @@ def refit_steps(state: RefitState, codes: jax.Array, positions: jax.Array, slots
     return jax.lax.map(one, (state, (codes, positions, slots)), batch_size=None if vectorize == 1 else vectorize)
 
 
-def _padded_points(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
+def padded_points(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array, jax.Array]:
     """x, y and weights padded to a power of two of columns and of points up to 256, then to a multiple of
     256 points (SRBench's 750 fit points take 768), so that data sets of similar sizes share one compiled
     refit."""
     n = len(y)
-    pad = (_bucket(n) if n <= 256 else -(-n // 256) * 256) - n
-    x = np.pad(x, ((0, pad), (0, _bucket(x.shape[1], smallest=2) - x.shape[1])), constant_values=1.0)
+    pad = (power_of_two(n) if n <= 256 else -(-n // 256) * 256) - n
+    x = np.pad(x, ((0, pad), (0, power_of_two(x.shape[1], smallest=2) - x.shape[1])), constant_values=1.0)
     y = np.concatenate([y, np.zeros(pad)])
     weight = np.concatenate([np.ones(n), np.zeros(pad)])
     return jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), jnp.asarray(weight, jnp.float32)
@@ -357,11 +354,11 @@ def fit_constants(expressions: Sequence[Expression], x, y, *, vectorize: int, me
     if not any(e.constants for e in expressions):
         return expressions
     # Padded to a power of two of formulas (constant zero programs), as the points are, to share compilations.
-    padding = _bucket(len(expressions), smallest=16) - len(expressions)
+    padding = power_of_two(len(expressions), smallest=16) - len(expressions)
     programs = compile_programs(expressions + [Expression((0.0,))] * padding, x.shape[1])
-    data = _padded_points(x[:max_points], y[:max_points])
+    data = padded_points(x[:max_points], y[:max_points])
     arrays = jnp.asarray(programs.codes), jnp.asarray(programs.positions), jnp.asarray(programs.slots)
-    depth = _bucket(programs.depth, smallest=4)
+    depth = power_of_two(programs.depth, smallest=4)
     state = init_state(jnp.asarray(programs.constants, jnp.float32), method)
     # The padding programs start converged: run in sequence, they would cost as much as real ones.
     state = state._replace(stalls=jnp.asarray(np.arange(len(programs.codes)) >= len(expressions), jnp.int32)

@@ -130,8 +130,9 @@ def run(config, steps: int = 20, peak_flops: float | None = None, profile_steps:
         "model_flops_per_step": flops,
         # XLA's count of the partitioned program that one device runs (its share plus replicated work). It counts
         # a loop body once, so it does not count layers run in row blocks (CPU; snipjax.models.row_blocks).
-        "xla_flops_per_device_step": (float(np.mean(xla_flops)) if len(xla_flops) == len(lengths)
-                                      and not parallel.kernels_for(config, mesh).row_block_steps(config.batch_size) else None),
+        "xla_flops_per_device_step": (float(np.mean(xla_flops)) if len(xla_flops) == len(lengths) and not
+                                      parallel.kernels_for(config, mesh).row_block_steps(config.batch_size)
+                                      else None),
         "symbol_lengths": lengths,
         "peak_flops_per_device": peak,
         "mfu": flops / (step_time * peak * jax.device_count()) if peak else None,
@@ -146,12 +147,13 @@ def main(argv: list[str]) -> int:
     flag_values = flags.FlagValues()  # own flag set: importable next to snipjax.train's flags
     config_flag = config_flags.DEFINE_config_file("config", None, "A configs/<name>.py file.",
                                                   flag_values=flag_values)
-    steps = flags.DEFINE_integer("steps", 20, "Timed steps after one warm-up step.", flag_values=flag_values)
+    steps = flags.DEFINE_integer("steps", 20, "Timed steps after one warm-up step.", lower_bound=1,
+                                 flag_values=flag_values)
     peak = flags.DEFINE_float("peak", None, "Peak FLOP/s per device, for MFU on unlisted devices.",
                               flag_values=flag_values)
     profile = flags.DEFINE_integer("profile", 0, "Steps to trace with jax.profiler after the timed ones.",
-                                   flag_values=flag_values)
-    parse_flags(flag_values, ["bench train", *argv])
+                                   lower_bound=0, flag_values=flag_values)
+    parse_flags(flag_values, ["bench train", *argv], __doc__)
     if config_flag.value is None:
         print("error: --config configs/<name>.py is required", file=sys.stderr)
         return 2
