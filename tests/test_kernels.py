@@ -79,6 +79,7 @@ def _stack(cross_attention: bool, kernels: Kernels = Kernels()) -> Transformer:
     return Transformer(spec, cross_attention=cross_attention)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decoder", [False, True])
 def test_layers_in_row_blocks_equal_the_whole_batch(decoder):
     batch = 2 * jax.device_count()

@@ -102,6 +102,7 @@ def test_symbolic_encoder_ignores_tokens_past_length(pool_mask):
     assert not np.allclose(z[0], z[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pool_mask", [False, True])
 def test_symbol_sequences_cut_to_their_longest_encode_and_train_as_padded_ones(pool_mask):
     """Cutting padding changes nothing: unmasked pooling counts the positions left out as the padding it would
@@ -147,7 +148,7 @@ def test_numeric_encoder_without_positions_is_permutation_invariant():
         model = models.make_snip(tiny_config(numeric_positions=positions))
         variables = model.init(jax.random.key(3), *random_batch())
         assert ("position_embeddings" in variables["params"]["numeric_encoder"]["transformer"]) == positions
-        encode = jax.jit(lambda p: model.apply(variables, p, method="encode_numeric"))
+        encode = jax.jit(lambda p, model=model, variables=variables: model.apply(variables, p, method="encode_numeric"))
         invariant = np.allclose(encode(points), encode(permuted), atol=1e-5)
         assert invariant == (not positions)
 
@@ -190,6 +191,7 @@ def test_invalid_config_is_rejected(field, value, message):
 
 def test_value_initialised_float_embeddings_place_near_values_near_each_other():
     import jax
+
     from snipjax.data import floats
     from snipjax.data.vocab import get_vocab
     from snipjax.models.float_init import float_embedding_init

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from snipjax.data import points, properties
-from snipjax.data.expressions import Expression
 from snipjax.data.draws import Draws
+from snipjax.data.expressions import Expression
 
 
 @pytest.mark.parametrize("dim", [1, 3, 10])

@@ -27,6 +27,16 @@ def pretrained(tmp_path_factory):
     return str(workdir)
 
 
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """An export dir of freshly initialised encoders: all that a config's checks before training read."""
+    config = small_config()
+    params, _ = pretrain.pretraining_task(config, None).init(jax.random.key(0))
+    directory = tmp_path_factory.mktemp("untrained")
+    checkpoint.export_params(str(directory), config, params)
+    return str(directory)
+
+
 def tiny_property_config(pretrained_dir, **overrides):
     config = property_config()
     config.model = small_config().model
@@ -179,9 +189,9 @@ def test_property_run_resumes_exactly(pretrained, tmp_path):
     ({"data.max_dim": 10}, "data.max_dim=1, but this config has data.max_dim=10"),
     ({"model.latent_dim": 512}, "model.latent_dim=32, but this config has model.latent_dim=512"),
 ])
-def test_bad_configs_are_refused_with_a_clear_error(pretrained, overrides, message):
+def test_bad_configs_are_refused_with_a_clear_error(untrained, overrides, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message.replace("(", r"\(")):
-        prop_task.property_task(tiny_property_config(pretrained, **overrides), None)
+        prop_task.property_task(tiny_property_config(untrained, **overrides), None)
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

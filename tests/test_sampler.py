@@ -3,10 +3,10 @@ import collections
 import numpy as np
 import pytest
 
-from snipjax.data.expressions import UNARY_OPERATORS
-from snipjax.data.samples import DataSpec, generate_sample
 from snipjax.data.draws import Draws
+from snipjax.data.expressions import UNARY_OPERATORS
 from snipjax.data.sampler import ExpressionSampler, SamplerSpec
+from snipjax.data.samples import DataSpec, generate_sample
 from snipjax.data.vocab import OPERATOR_ARITY
 from data_helpers import sampled_trees
 
@@ -53,7 +53,7 @@ def test_binary_operator_choice_is_uniform_over_add_sub_mul():
 
 @pytest.mark.parametrize("max_dim", [1, 4])
 def test_every_variable_appears_and_unary_budget_holds(max_dim):
-    for dim, b, u, expression in sampled_trees(max_dim, 2000, seed=1):
+    for dim, _, u, expression in sampled_trees(max_dim, 2000, seed=1):
         variables = {t for t in expression.prefix if isinstance(t, str) and t.startswith("x_")}
         assert variables == {f"x_{i}" for i in range(dim)}
         n_unary = sum(1 for t in expression.prefix if t in UNARY_OPERATORS)

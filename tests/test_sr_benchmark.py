@@ -16,6 +16,7 @@ def rows_of(path):
         return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_the_runner_fits_each_problem_once_and_resumes(tiny_checkpoint, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "nguyen.csv"
     arguments = ["--checkpoint", tiny_checkpoint, "--formulas", "classic:Nguyen-", "--max-features", "2",

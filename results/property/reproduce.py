@@ -83,7 +83,7 @@ def latents(config_file: str, pretrained: str, n: int = 1000) -> dict:
     model = models.make_snip(encoder_cfg)
     untrained = jax.jit(model.init)(jax.random.key(1), *(
         np.zeros((1, *test[k].shape[1:]), test[k].dtype) for k in ("points", "symbols", "symbol_len")))["params"]
-    encode = jax.jit(lambda p, s, l: model.apply({"params": p}, s, l, method="encode_symbolic"))
+    encode = jax.jit(lambda p, s, n: model.apply({"params": p}, s, n, method="encode_symbolic"))
     out = {name: np.asarray(encode(p, test["symbols"], test["symbol_len"]))
            for name, p in (("pretrained", params), ("untrained", untrained))}
     return {**out, **{prop: test[task.label_name(prop)] for prop in TABLE_PROPERTIES}}
@@ -122,8 +122,8 @@ def plot_low_data(runs: list[dict]) -> None:
     fig, axes = plt.subplots(1, len(LOW_DATA_PROPERTIES), figsize=(6 * len(LOW_DATA_PROPERTIES), 4.2))
     for ax, prop in zip(axes, LOW_DATA_PROPERTIES):
         for mode in MODES:
-            points = sorted((r["n_train"] or 10000, r["metrics"]["r2"]) for r in runs
-                            if r["property"] == prop and r["mode"] == mode and (r["n_train"] or 10000) in LOW_DATA_SIZES)
+            points = sorted((r["n_train"] or 10000, r["metrics"]["r2"]) for r in runs if r["property"] == prop
+                            and r["mode"] == mode and (r["n_train"] or 10000) in LOW_DATA_SIZES)
             if points:
                 ax.plot(*zip(*points), "o-", label=mode)
         ax.set(xscale="log", xlabel="training labels", ylabel="test R²", title=f"{prop}: R² against labels")
@@ -187,7 +187,8 @@ def report() -> None:
         lines.append(f"| {prop} | " + " | ".join(cells) + " |")
     lines += ["", "`dim` needs an encoder pretrained with Dmax > 1; the 1-D encoder sees one input dimension only.",
               "", "## Fewer labels", "", "Test R² against the number of training labels (same steps for every "
-              "size):", "", "| property | labels | supervised | SNIP frozen | SNIP finetuned |", "|---|---|---|---|---|"]
+              "size):", "", "| property | labels | supervised | SNIP frozen | SNIP finetuned |",
+              "|---|---|---|---|---|"]
     for prop in LOW_DATA_PROPERTIES:
         for n in LOW_DATA_SIZES:
             ours = [find(runs, prop, mode, None if n == 10000 else n) for mode in MODES]

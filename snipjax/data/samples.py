@@ -18,8 +18,8 @@ import numpy as np
 from snipjax.data import points as points_lib
 from snipjax.data import properties as properties_lib
 from snipjax.data import tokens as tokens_lib
-from snipjax.data.expressions import Expression
 from snipjax.data.draws import Draws
+from snipjax.data.expressions import Expression
 from snipjax.data.sampler import ExpressionSampler, SamplerSpec
 
 MAX_ATTEMPTS = 10_000
