@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from evosax.algorithms.distribution_based import cma_es as evosax_cma
 
 
 def _finite(fitness: jax.Array) -> jax.Array:
@@ -228,10 +229,75 @@ class CMAES:
         return kept._replace(iteration=generation, **_track_best(state, candidates, fitness))
 
 
+class EvosaxCMAState(NamedTuple):
+    cma: evosax_cma.State  # evosax's, minimizing the negated fitness
+    key: jax.Array
+
+    @property
+    def best(self) -> jax.Array:
+        return self.cma.best_solution
+
+    @property
+    def best_fitness(self) -> jax.Array:
+        return -self.cma.best_fitness
+
+
+@functools.cache
+def _evosax_cma(population_size: int, d: int) -> evosax_cma.CMA_ES:
+    """evosax's CMA-ES for points of `d` coordinates (cached: its jitted methods key on the instance)."""
+    return evosax_cma.CMA_ES(population_size, jnp.zeros(d))
+
+
+def _minimized(fitness: jax.Array) -> jax.Array:
+    """A fitness to maximize as evosax's to minimize, non-finite as NaN, which evosax ranks last and never keeps
+    as its best."""
+    return jnp.where(jnp.isfinite(fitness), -fitness, jnp.nan)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvosaxCMAES:
+    """evosax's CMA-ES (Hansen's tutorial constants, with active negative weights) behind this interface:
+    λ = `population_size`; `sigma=None` starts the step size at the initial population's spread (its mean
+    per-coordinate standard deviation); non-finite fitness ranks last."""
+
+    population_size: int = 50
+    sigma: float | None = None
+
+    def init(self, population: jax.Array, fitness: jax.Array, key: jax.Array) -> EvosaxCMAState:
+        """Start at the fittest point of a scored initial population, with an isotropic covariance."""
+        es = _evosax_cma(self.population_size, population.shape[1])
+        best = jnp.argmax(_finite(fitness))
+        sigma = jnp.std(population, axis=0).mean() if self.sigma is None else jnp.float32(self.sigma)
+        cma = es.init(key, population[best], es.default_params.replace(std_init=sigma))
+        return EvosaxCMAState(cma.replace(best_solution=population[best], best_fitness=-_finite(fitness)[best]), key)
+
+    def _sampled(self, state: EvosaxCMAState) -> tuple[jax.Array, evosax_cma.State]:
+        """This iteration's candidates and the state evosax samples them from (its eigenbasis refreshed)."""
+        es = _evosax_cma(self.population_size, state.cma.mean.shape[0])
+        key = jax.random.fold_in(state.key, state.cma.generation_counter)
+        return es.ask(key, state.cma, es.default_params)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def ask(self, state: EvosaxCMAState) -> jax.Array:
+        return self._sampled(state)[0]
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def tell(self, state: EvosaxCMAState, candidates: jax.Array, fitness: jax.Array) -> EvosaxCMAState:
+        es = _evosax_cma(self.population_size, state.cma.mean.shape[0])
+        _, sampled = self._sampled(state)  # ask is pure: redo its eigendecomposition, which evosax's tell reads
+        cma, _ = es.tell(state.key, candidates, _minimized(fitness), sampled, es.default_params)
+        # A generation with no finite fitness teaches nothing: keep the distribution (evosax would still decay
+        # its paths and shrink its step), draw afresh next time.
+        kept = state.cma.replace(generation_counter=cma.generation_counter)
+        return state._replace(cma=jax.tree.map(lambda new, old: jnp.where(jnp.isfinite(fitness).any(), new, old),
+                                               cma, kept))
+
+
 # The latent optimizers by name, each built from (iterations, population size): what SNIPRegressor(optimizer=...),
 # the SRBench runner, `bench lso` and results/sr offer. A new optimizer is a class above and a line here.
 OPTIMIZERS = {
     "gwo": lambda iterations, population: GreyWolf(iterations=iterations),
     "es": lambda iterations, population: EvolutionStrategy(optax.adam(0.1), population_size=population, sigma=0.5),
     "cma": lambda iterations, population: CMAES(population_size=population),
+    "cma_evosax": lambda iterations, population: EvosaxCMAES(population_size=population),
 }
