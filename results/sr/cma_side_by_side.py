@@ -1,5 +1,6 @@
 """CMA-ES written here against evosax's, side by side on the LSO ablation's Feynman problems.
 
+  git checkout 56068ae  # the last commit with both: the hand-written one as 'cma', evosax's as 'cma_evosax'
   python results/sr/cma_side_by_side.py --checkpoint runs/sr_tiny [--problems 8] [--iterations 30] [--seeds 0]
 
 Fits `SNIPRegressor` through the SRBench runner's `fit_problem` (1,000 points per problem as the runner samples
@@ -9,6 +10,10 @@ seed (interleaved, so load on the machine falls on both alike), after a one-iter
 that compiles. Writes cma_side_by_side.jsonl (a row per fit: best fit R², test R², seconds) and
 cma_side_by_side.md (per optimizer: share of test R² above 0.99, median test and fit R², median seconds; and the
 command, machine, date and commit).
+
+The fits are deterministic (a rerun gave the same R² to the last digit; only seconds move with the machine's
+load). evosax's did as well as the hand-written one (test R² above 0.99 in 24 and 25 of 48 fits, better by over
+0.001 in 8 fits each way; the medians straddle 0.99 and differ by that one fit), so it replaced it as 'cma'.
 """
 
 from __future__ import annotations
