@@ -2,7 +2,7 @@
 
   python -m snipjax.train --config configs/tiny.py --workdir /tmp/snip_tiny
 
-Hardware: any CPU; about 4 minutes on 2 cores. The paper's data and architecture family, shrunk to two 2-layer
+Hardware: any CPU; about 3 minutes on 2 cores. The paper's data and architecture family, shrunk to two 2-layer
 encoders of width 64, with the CPU recipe's four departures from the official recipe (results/pretrain/ has
 the ablation): points read as value features (symlog(v) and its sines and cosines) instead of float-token
 embeddings, which a short run cannot learn for 10,000 mantissas; AdamW at 2e-3 with a 5% warmup and cosine
