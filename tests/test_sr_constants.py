@@ -11,6 +11,7 @@ from snipjax.data.formulas import FormulaError, parse
 from snipjax.tasks.sr import constants
 
 
+@pytest.mark.slow
 def test_the_evaluator_equals_sympy_on_every_feynman_formula_it_can_express():
     expressible, values, expected = [], [], []
     for problem in benchmarks.srbench_feynman():
@@ -41,6 +42,7 @@ def test_a_population_of_different_formulas_evaluates_in_one_call_as_numpy_does(
                                    err_msg=str(expression))
 
 
+@pytest.mark.slow
 def test_the_jacobian_equals_autodiff_of_the_values():
     rng = np.random.default_rng(0)
     x = rng.uniform(0.5, 2.0, size=(40, 2))

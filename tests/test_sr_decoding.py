@@ -37,6 +37,7 @@ def reference_logits(model, params, z, ids, t):
     return model.apply({"params": params}, z, ids[:, :t + 1], lengths, method="decode")[:, t]
 
 
+@pytest.mark.slow
 def test_cached_step_logits_equal_a_full_forward_pass(tiny_model):
     config, model, params, z = tiny_model
     vocab = get_vocab(config.data.max_dim)

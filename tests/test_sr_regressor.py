@@ -170,6 +170,7 @@ def test_a_converted_official_sr_checkpoint_fits(tmp_path):
     assert model.equations_ and np.all(np.isfinite(model.predict(X)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["gwo", "es", "cma"])
 def test_latent_optimization_runs_until_a_formula_fits_or_the_budget_ends(tiny_checkpoint, optimizer):
     X, y = linear_data()

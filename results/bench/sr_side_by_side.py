@@ -12,7 +12,7 @@ Python with its requirements (`pip install torch==2.13.0 "numpy<2" "scipy<1.14" 
    of 2 layers, width 64, a mapper to 16 memory vectors, Dmax 2) and saves it with its own
    `Trainer.save_checkpoint`; `python -m snipjax.convert` converts that file.
 2. For each of the first `--problems` SRBench Feynman problems of at most 2 variables: the points of
-   `snipjax.tasks.sr.benchmark` (1000 in the formula's ranges, the official 75/25 split), fitted by the
+   `snipjax.tasks.sr.srbench` (1000 in the formula's ranges, the official 75/25 split), fitted by the
    official `LSO_fit.lso_fit` (GWO, population 50, `--iterations`, stop at fit R² 0.99, 2 samples per latent
    at temperature 0.1, BFGS refinement) in a process of its own, then by `SNIPRegressor` with the same
    settings (`lso_iterations` one less: the official loop's first iteration scores the initial population,
@@ -168,7 +168,7 @@ def build_and_convert(official: Path, python: str, scratch: Path, iterations: in
 def problems(count: int) -> list:
     """(name, X_fit, X_test, y_fit, y_test) of the first `count` Feynman problems of at most 2 variables."""
     from snipjax.data import benchmarks
-    from snipjax.tasks.sr.benchmark import split
+    from snipjax.tasks.sr.srbench import split
 
     chosen = []
     for problem in benchmarks.srbench_feynman(max_features=2)[:count]:

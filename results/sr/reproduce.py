@@ -14,7 +14,7 @@ Fits `SNIPRegressor` (refit constants, best fit R² kept) with the official deco
   the official 75/25 split (random_state 14423), scored by R² on the test quarter; beside each, the test R²
   of the published SNIP (with LSO, 10-D model) from its result file in published/.
 
-`lso` runs the benchmark runner (`python -m snipjax.tasks.sr.benchmark`) without latent optimization, with
+`lso` runs the benchmark runner (`python -m snipjax.tasks.sr.srbench`) without latent optimization, with
 GWO, with ES and with CMA-ES, on the same Feynman problems and on the Nguyen set, into lso/*.csv (a rerun resumes), and
 records the commands in lso.json; the README summarizes the CSVs as they stand.
 """
@@ -167,7 +167,7 @@ def report() -> None:
                   "latents (the paper runs 80), test R² on the official 75/25 split; per-problem rows in lso/.", "",
                   "| problems | search | n | R² > 0.99 | R² > 0.999 | median R² | mean complexity | median s |",
                   "|---|---|---|---|---|---|---|---|"]
-        from snipjax.tasks.sr import benchmark
+        from snipjax.tasks.sr import srbench
 
         published = f"published SNIP (10-D model, GPU, up to 80 iterations)={HERE / 'published' / 'feynman_snip.csv'}"
         for name in record["runs"]:
@@ -177,7 +177,7 @@ def report() -> None:
             problems, search = name.split("_", 1)
             # What has finished so far (a rerun resumes); beside the Feynman runs, the published SNIP file's
             # rows for the same problems (10-D model, 80 iterations, on a GPU).
-            summaries = benchmark.summary(str(out), [published] if name == "feynman_direct" else [])
+            summaries = srbench.summary(str(out), [published] if name == "feynman_direct" else [])
             for label, s in summaries.items():
                 if label == "out":
                     continue
@@ -217,7 +217,7 @@ LSO_PROBLEMS = {"feynman": ["--formulas", "feynman", "--max-features", "2"],
 
 
 def lso(arguments: list[str]) -> None:
-    from snipjax.tasks.sr import benchmark
+    from snipjax.tasks.sr import srbench
 
     parser = argparse.ArgumentParser(prog="python results/sr/reproduce.py lso")
     parser.add_argument("--checkpoint", default="runs/sr_cpu")
@@ -233,10 +233,10 @@ def lso(arguments: list[str]) -> None:
             out = HERE / "lso" / f"{name}.csv"
             command = ["--checkpoint", args.checkpoint, *selection, "--iterations", str(args.iterations),
                        "--out", str(out.relative_to(ROOT)), "--optimizer", optimizer or "none"]
-            record["runs"][name] = "python -m snipjax.tasks.sr.benchmark " + " ".join(command)
+            record["runs"][name] = "python -m snipjax.tasks.sr.srbench " + " ".join(command)
             write_text(HERE / "lso.json", json.dumps(record, indent=1))
             print(f"{name}: {record['runs'][name]}", flush=True)
-            benchmark.main(command)
+            srbench.main(command)
     if (HERE / "results.json").exists():
         report()
 

@@ -1,8 +1,8 @@
 """SRBench-style benchmark runner: fit SNIPRegressor on each problem, one CSV row per problem.
 
-  python -m snipjax.tasks.sr.benchmark --checkpoint runs/sr_cpu --formulas feynman --max-features 2 \
+  python -m snipjax.tasks.sr.srbench --checkpoint runs/sr_cpu --formulas feynman --max-features 2 \
       --optimizer gwo --out runs/feynman.csv [--noise 0.01] [--shard 0/4] [--compare snip=published.csv]
-  python -m snipjax.tasks.sr.benchmark --checkpoint DIR --data table.csv [--target y] --out runs/table.csv
+  python -m snipjax.tasks.sr.srbench --checkpoint DIR --data table.csv [--target y] --out runs/table.csv
 
 `--formulas` is `feynman` (SRBench's ground-truth Feynman problems, shipped), `classic:PREFIX` (the DSO table,
 e.g. `classic:Nguyen-`) or a CSV in the SRBench index layout (`dataset, group, formula, features, ranges`);
@@ -204,7 +204,7 @@ def parse_arguments(argv: list[str]) -> types.SimpleNamespace:
     flags.DEFINE_string("out", None, "CSV of results, appended (a rerun resumes)", required=True, flag_values=fv)
     flags.DEFINE_multi_string("compare", [], "NAME=FILE: published results", flag_values=fv)
     flags.DEFINE_bool("verbose", False, "a line per latent search iteration", flag_values=fv)
-    parse_flags(fv, ["python -m snipjax.tasks.sr.benchmark", *argv], __doc__)
+    parse_flags(fv, ["python -m snipjax.tasks.sr.srbench", *argv], __doc__)
     return types.SimpleNamespace(**{name.replace("-", "_"): fv[name].value for name in fv})
 
 

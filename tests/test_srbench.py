@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from snipjax.tasks.sr import benchmark
+from snipjax.tasks.sr import srbench
 from test_sr_regressor import tiny_checkpoint  # noqa: F401  (the fixture)
 
 
@@ -21,17 +21,17 @@ def test_the_runner_fits_each_problem_once_and_resumes(tiny_checkpoint, tmp_path
     out = tmp_path / "nguyen.csv"
     arguments = ["--checkpoint", tiny_checkpoint, "--formulas", "classic:Nguyen-", "--max-features", "2",
                  "--points", "60", "--iterations", "1", "--out", str(out)]
-    assert benchmark.main(arguments + ["--shard", "0/7"]) == 0  # Nguyen-1 and Nguyen-8
+    assert srbench.main(arguments + ["--shard", "0/7"]) == 0  # Nguyen-1 and Nguyen-8
     first = rows_of(out)
     assert [row["problem"] for row in first] == ["Nguyen-1", "Nguyen-8"]
-    assert set(first[0]) == set(benchmark.COLUMNS) and first[0]["optimizer"] == "gwo"
+    assert set(first[0]) == set(srbench.COLUMNS) and first[0]["optimizer"] == "gwo"
     assert all(-np.inf < float(row["r2_predict"]) <= 1 and int(row["_complexity_predict"]) > 0 for row in first)
 
     published = tmp_path / "published.csv"
     published.write_text("problem,r2_predict,_complexity_predict,time\nNguyen-1,0.999,7,10\nNguyen-8,0.5,3,20\n"
                          "Nguyen-2,0.1,1,1\n")
     capsys.readouterr()
-    assert benchmark.main(arguments + ["--shard", "0/7", "--compare", f"paper={published}"]) == 0  # resumes
+    assert srbench.main(arguments + ["--shard", "0/7", "--compare", f"paper={published}"]) == 0  # resumes
     assert rows_of(out) == first  # nothing refit
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["ours"]["problems"] == 2
@@ -43,7 +43,7 @@ def test_the_runner_fits_each_problem_once_and_resumes(tiny_checkpoint, tmp_path
     for changed, difference in ((["--noise", "0.01"], "noise 0.0 there, 0.01 now"),
                                 (["--optimizer", "es"], "optimizer gwo there, es now"),
                                 (["--points", "80"], "points 60 there, 80 now")):
-        assert benchmark.main(arguments + ["--shard", "0/7"] + changed) == 2
+        assert srbench.main(arguments + ["--shard", "0/7"] + changed) == 2
         err = capsys.readouterr().err
         assert difference in err and "use another --out" in err and len(err.strip().splitlines()) == 1
     assert out.read_bytes() == before
@@ -51,19 +51,19 @@ def test_the_runner_fits_each_problem_once_and_resumes(tiny_checkpoint, tmp_path
 
 def test_shards_partition_the_problems():
     items = list(range(23))
-    parts = [benchmark.shard(items, f"{i}/4") for i in range(4)]
+    parts = [srbench.shard(items, f"{i}/4") for i in range(4)]
     assert sorted(sum(parts, [])) == items and all(parts)
     with pytest.raises(ValueError, match="i must be in 0..3"):
-        benchmark.shard(items, "4/4")
+        srbench.shard(items, "4/4")
     with pytest.raises(ValueError, match="i/n"):
-        benchmark.shard(items, "half")
+        srbench.shard(items, "half")
 
 
 def test_noise_is_relative_to_the_rms_of_y_and_only_on_the_fit_part():
     X = np.random.default_rng(0).uniform(size=(4000, 1))
     y = 3.0 + X[:, 0]
-    X_fit, X_test, y_fit, y_test = benchmark.split(X, y, 0.1, seed=1)
-    clean = benchmark.split(X, y, 0.0, seed=1)
+    X_fit, X_test, y_fit, y_test = srbench.split(X, y, 0.1, seed=1)
+    clean = srbench.split(X, y, 0.0, seed=1)
     assert len(y_fit) == 3000 and len(y_test) == 1000
     np.testing.assert_array_equal(X_fit, clean[0])
     np.testing.assert_array_equal(y_test, clean[3])
@@ -76,18 +76,18 @@ TABLE = "a,target,b\n" + "".join(f"{i},{2 * i + 1},{i % 3}\n" for i in range(12)
 def test_a_dataset_csv_is_read_with_its_target(tiny_checkpoint, tmp_path, capsys):  # noqa: F811
     path = tmp_path / "table.csv"
     path.write_text(TABLE)
-    X, y, name = benchmark.read_dataset(str(path), None)  # the column named target, wherever it is
+    X, y, name = srbench.read_dataset(str(path), None)  # the column named target, wherever it is
     np.testing.assert_array_equal(X[:2], [[0, 0], [1, 1]])
     np.testing.assert_array_equal(y[:2], [1, 3])
-    assert name == "target" and benchmark.read_dataset(str(path), "b")[2] == "b"
+    assert name == "target" and srbench.read_dataset(str(path), "b")[2] == "b"
     out = tmp_path / "o.csv"
     arguments = ["--checkpoint", tiny_checkpoint, "--data", str(path), "--optimizer", "none", "--out", str(out)]
-    assert benchmark.main(arguments) == 0
+    assert srbench.main(arguments) == 0
     [row] = rows_of(out)
     assert row["problem"] == "table.csv" and row["formula"] == ""  # no ground truth, not the target's name
     assert row["source"] == f"{path}:target" and row["points"] == "12"
     capsys.readouterr()
-    assert benchmark.main(arguments[:-4] + ["--target", "b", "--optimizer", "none", "--out", str(out)]) == 2
+    assert srbench.main(arguments[:-4] + ["--target", "b", "--optimizer", "none", "--out", str(out)]) == 2
     assert f"source {path}:target there, {path}:b now" in capsys.readouterr().err
 
 
@@ -107,7 +107,7 @@ def test_dataset_mistakes_are_named_with_file_line_and_column(tmp_path, content,
     path = tmp_path / "table.csv"
     path.write_text(content)
     with pytest.raises(ValueError, match="^" + re.escape(f"--data {path}")) as error:
-        benchmark.read_dataset(str(path), None)
+        srbench.read_dataset(str(path), None)
     assert message in str(error.value)
 
 
@@ -140,7 +140,7 @@ def test_mistakes_in_the_arguments_stop_the_run_before_any_fit(tiny_checkpoint, 
     out = str(tmp_path / "o.csv")
     arguments = [a.format(tmp=tmp_path) for a in arguments]
     base = ["--checkpoint", tiny_checkpoint, "--out", out]
-    assert benchmark.main(base + arguments) == 2
+    assert srbench.main(base + arguments) == 2
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.csv"]  # nothing written
@@ -148,10 +148,10 @@ def test_mistakes_in_the_arguments_stop_the_run_before_any_fit(tiny_checkpoint, 
 
 def test_a_failed_write_leaves_the_results_file_as_it_was(tmp_path, monkeypatch):
     out = tmp_path / "o.csv"
-    row = dict.fromkeys(benchmark.COLUMNS, "1")
-    benchmark.append_row(str(out), {**row, "problem": "first"})
+    row = dict.fromkeys(srbench.COLUMNS, "1")
+    srbench.append_row(str(out), {**row, "problem": "first"})
     before = out.read_bytes()
-    monkeypatch.setattr(benchmark.csv.DictWriter, "writerows", lambda self, rows: 1 / 0)
+    monkeypatch.setattr(srbench.csv.DictWriter, "writerows", lambda self, rows: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        benchmark.append_row(str(out), {**row, "problem": "second"})
+        srbench.append_row(str(out), {**row, "problem": "second"})
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["o.csv"]
