@@ -5,8 +5,6 @@ import json
 import os
 import re
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl import flags
@@ -15,30 +13,11 @@ from ml_collections import config_flags
 from snipjax import loop
 from snipjax.config import parse_flags
 from snipjax.data import __main__ as data_cli
-from snipjax.data.pipeline import EpochBatches
-from snipjax.task import Task
-from training_helpers import small_config
+from training_helpers import least_squares_task, small_config
 
 
 def least_squares(config, mesh):
-    """A task of a few lines, so that each test runs the real loop in about a second."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 3)).astype(np.float32)
-    data = {"x": x, "y": (x @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)}
-
-    def loss(params, frozen, batch):
-        error = batch["x"] @ params["w"] - batch["y"]
-        return jnp.mean(error**2), {"loss": jnp.mean(error**2)}
-
-    return Task(
-        init=lambda key: ({"w": jnp.zeros(3)}, {}),
-        loss=loss,
-        example_batch={"x": jax.ShapeDtypeStruct((16, 3), jnp.float32), "y": jax.ShapeDtypeStruct((16,), jnp.float32)},
-        batches=lambda start: EpochBatches(data, 16, seed=0, start_step=start),
-        eval_batches=[{"x": x[:16], "y": data["y"][:16]}],
-        evaluate=lambda params, frozen, batch: loss(params, frozen, batch)[1],
-        summarize=lambda outputs: outputs[0],
-    )
+    return least_squares_task()
 
 
 def loop_config(**overrides):

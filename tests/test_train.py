@@ -22,7 +22,7 @@ from snipjax.task import make_steps
 from snipjax.task_data import MODEL_INPUTS, example_inputs, model_inputs
 from snipjax.tasks import pretrain
 from snipjax.tasks.pretrain import make_loss_fn, pretraining_task
-from training_helpers import read_metrics, small_config
+from training_helpers import least_squares_task, read_metrics, small_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -291,27 +291,7 @@ def test_help_exits_zero_and_unwritable_output_is_named(tmp_path):
 def test_the_shared_loop_trains_any_task_with_frozen_parameters(tmp_path):
     """A task of a few lines (least squares with a frozen offset) gets the loop's checkpoints, metrics and
     evaluation; the frozen part stays bit-identical and outside the optimizer."""
-    from snipjax.data.pipeline import EpochBatches
-    from snipjax.task import Task
-
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((64, 3)).astype(np.float32)
-    data = {"x": x, "y": (x @ np.array([1.0, -2.0, 0.5], np.float32) + 3.0).astype(np.float32)}
-    offset = jnp.array(3.0)
-
-    def loss(params, frozen, batch):
-        error = batch["x"] @ params["w"] + frozen["offset"] - batch["y"]
-        return jnp.mean(error**2), {"loss": jnp.mean(error**2)}
-
-    task = Task(
-        init=lambda key: ({"w": jnp.zeros(3)}, {"offset": offset}),
-        loss=loss,
-        example_batch={"x": jax.ShapeDtypeStruct((16, 3), jnp.float32), "y": jax.ShapeDtypeStruct((16,), jnp.float32)},
-        batches=lambda start: EpochBatches(data, 16, seed=0, start_step=start),
-        eval_batches=[{"x": x[:16], "y": data["y"][:16]}],
-        evaluate=lambda params, frozen, batch: loss(params, frozen, batch)[1],
-        summarize=lambda outputs: outputs[0],
-    )
+    task = least_squares_task(offset=3.0)
     config = small_config(total_steps=60, log_every=20, eval_every=30, checkpoint_every=30)
     config.optim.update(kind="adamw_cosine", lr=0.1, warmup_steps=5)
     evaluation = loop.run(lambda config, mesh: task, config, str(tmp_path))

@@ -37,3 +37,33 @@ def read_metrics(workdir, split="train"):
             if record["split"] == split:
                 records[record["step"]] = {k: v for k, v in record.items() if k not in NOT_METRICS}
     return records
+
+
+def least_squares_task(offset: float | None = None):
+    """A task of a few lines, so that a test runs the real loop in about a second: w of y = x·w (+ a frozen
+    `offset`, kept out of the optimizer, when given) on 64 rows, batches of 16."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from snipjax.data.pipeline import EpochBatches
+    from snipjax.task import Task
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    data = {"x": x, "y": (x @ np.array([1.0, -2.0, 0.5], np.float32) + (offset or 0.0)).astype(np.float32)}
+    frozen = {} if offset is None else {"offset": jnp.array(offset)}
+
+    def loss(params, frozen, batch):
+        error = batch["x"] @ params["w"] + frozen.get("offset", 0.0) - batch["y"]
+        return jnp.mean(error**2), {"loss": jnp.mean(error**2)}
+
+    return Task(
+        init=lambda key: ({"w": jnp.zeros(3)}, frozen),
+        loss=loss,
+        example_batch={"x": jax.ShapeDtypeStruct((16, 3), jnp.float32), "y": jax.ShapeDtypeStruct((16,), jnp.float32)},
+        batches=lambda start: EpochBatches(data, 16, seed=0, start_step=start),
+        eval_batches=[{"x": x[:16], "y": data["y"][:16]}],
+        evaluate=lambda params, frozen, batch: loss(params, frozen, batch)[1],
+        summarize=lambda outputs: outputs[0],
+    )
