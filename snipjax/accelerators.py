@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import os
 import re
 
@@ -86,17 +87,10 @@ def torus_shape(chips: int, dims: int) -> tuple[int, ...] | None:
     if dims == 2 and chips == 1:
         return (1, 1)
     shape = [2, 2, 1] if dims == 3 else [2, 2]
-    while (size := _product(shape)) < chips:
+    while (size := math.prod(shape)) < chips:
         smallest = min(shape)
         shape[max(i for i, side in enumerate(shape) if side == smallest)] *= 2
     return tuple(shape) if size == chips else None
-
-
-def _product(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ compiled at their full padded length (`data.max_len`), the most a batch can need
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -78,12 +79,8 @@ def collective_bytes(hlo_text: str) -> dict[str, int]:
         match = _COLLECTIVE.search(line)
         if not match or match.group(3) == "-start":
             continue
-        size = 0
-        for dtype, dims in _ARRAY.findall(match.group(1)):
-            count = 1
-            for dim in filter(None, dims.split(",")):
-                count *= int(dim)
-            size += count * _BYTES.get(dtype, 1)
+        size = sum(math.prod(int(d) for d in filter(None, dims.split(","))) * _BYTES.get(dtype, 1)
+                   for dtype, dims in _ARRAY.findall(match.group(1)))
         totals[match.group(2)] = totals.get(match.group(2), 0) + size
     return totals
 
@@ -223,10 +220,8 @@ def compile_step(config, target: accelerators.Target, step: str = "train", devic
     kernels = parallel.kernels_for(config, mesh)
     program = compiled.as_text()
     return {
-        "target": target.name, "platform": target.platform, "chip": target.chip.name, "chips": target.chips,
-        "slices": target.slices, "step": step, "global_batch": config.batch_size,
-        "per_chip_batch": config.batch_size // mesh.size, "dtype": config.model.dtype,
-        "mesh": dict(mesh.shape), "kernels": {"attention": kernels.attention, "rows_per_block": kernels.rows_per_block},
+        **_case(config, target, step), "mesh": dict(mesh.shape),
+        "kernels": {"attention": kernels.attention, "rows_per_block": kernels.rows_per_block},
         "compile_s": round(compile_s, 1), "fits": True, "memory_per_chip": usage,
         "flops_per_chip": chip_flops, "flops_source": source, "model_flops_per_chip": model_flops,
         "bytes_accessed_per_chip": float(accessed) if accessed else None,
@@ -238,6 +233,13 @@ def compile_step(config, target: accelerators.Target, step: str = "train", devic
         "mfu_ceiling": model_flops / (peak * step_s) if model_flops and step_s else None,
         "peak_flops_per_chip": peak,
     }
+
+
+def _case(config, target: accelerators.Target, step: str) -> dict:
+    """What was compiled for what: the first fields of every result."""
+    return {"target": target.name, "platform": target.platform, "chip": target.chip.name, "chips": target.chips,
+            "slices": target.slices, "step": step, "global_batch": config.batch_size,
+            "per_chip_batch": config.batch_size // target.chips, "dtype": config.model.dtype}
 
 
 def largest_fitting_batch(config, target: accelerators.Target, step: str, devices, needed: int) -> int:
@@ -270,10 +272,8 @@ def run(config, target_name: str, step: str = "train", bisect: bool = True) -> d
     try:
         return compile_step(config, target, step, devices)
     except DoesNotFit as missing:
-        return {"target": target.name, "platform": target.platform, "chip": target.chip.name,
-                "chips": target.chips, "slices": target.slices, "step": step, "global_batch": config.batch_size,
-                "per_chip_batch": config.batch_size // target.chips, "dtype": config.model.dtype, "fits": False,
-                "needed_per_chip": missing.needed, "available_per_chip": missing.available,
+        return {**_case(config, target, step), "fits": False, "needed_per_chip": missing.needed,
+                "available_per_chip": missing.available,
                 "largest_fitting_batch": (largest_fitting_batch(config, target, step, devices, missing.needed)
                                           if bisect else None)}
 
