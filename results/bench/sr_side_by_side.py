@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -54,8 +52,13 @@ from pathlib import Path
 
 import numpy as np
 
+# The runner of the official code's commands and the versions both codes ran, shared with the training side by
+# side (this script's folder is first on sys.path).
+from side_by_side import PASSIVE_WAIT, ROOT, _last_json, _run, machine
+
+from snipjax.data.files import atomic_write, write_text
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 
 # The official parser's flags of the model both codes run (the official SR defaults otherwise).
 MODEL_FLAGS = ["--cpu", "True", "--max_input_dimension", "2", "--emb_emb_dim", "16", "--enc_emb_dim", "64",
@@ -63,10 +66,8 @@ MODEL_FLAGS = ["--cpu", "True", "--max_input_dimension", "2", "--emb_emb_dim", "
                "--n_dec_heads", "4", "--latent_dim", "64", "--max_src_len", "16"]
 SEARCH = {"temperature": 0.1, "samples": 2, "stop_r2": 0.99, "max_len": 200}  # the official run_lso.sh settings
 POINTS = 1000
-# torch's OpenMP threads busy-wait at each op's barrier, which makes the official code many times slower when
-# other jobs share the cores (20-49 s against 3-6 s per problem measured here): they wait passively, as in
-# results/bench/side_by_side.py.
-PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+# The official code's OpenMP threads wait passively (side_by_side.PASSIVE_WAIT): busy-waiting made it many times
+# slower when other jobs shared the cores (20-49 s against 3-6 s per problem measured here).
 
 # Run by the official Python: `build CHECKPOINT FLAGS` saves a random model, `lso CHECKPOINT FLAGS DATA SEED`
 # fits one problem and prints {"seconds", "r2_fit", "r2_test", "formula"}.
@@ -138,23 +139,12 @@ print(json.dumps({"seconds": seconds, "formula": str(tree),
 '''
 
 
-def _run(command: list[str], cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result
-
-
-def _last_json(stdout: str) -> dict:
-    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
-
-
 def build_and_convert(official: Path, python: str, scratch: Path, iterations: int) -> tuple[Path, list[str]]:
     """The official random model's file and its snipjax conversion; the official flags of the search."""
     flags = [*MODEL_FLAGS, "--beam_size", str(SEARCH["samples"]), "--lso_max_iteration", str(iterations),
              "--lso_stop_r2", str(SEARCH["stop_r2"]), "--max_generated_output_len", str(SEARCH["max_len"])]
     driver = scratch / "official_sr_driver.py"
-    driver.write_text(OFFICIAL_DRIVER)
+    write_text(driver, OFFICIAL_DRIVER)
     checkpoint = scratch / "random_sr.pth"
     _run([python, str(driver), "build", str(official), str(checkpoint), json.dumps(flags)])
     converted = scratch / "random_sr"
@@ -206,15 +196,6 @@ def _finite(r2) -> float:
     return -np.inf if r2 is None or not np.isfinite(r2) else float(r2)
 
 
-def machine(official: Path, python: str) -> dict:
-    torch = _run([python, "-c", "import torch; print(torch.__version__)"]).stdout.strip()
-    commit = subprocess.run(["git", "-C", str(official), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return {"date": datetime.date.today().isoformat(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "jax": importlib.metadata.version("jax"), "torch": torch,
-            "official_commit": commit.stdout.strip() or None}
-
-
 def _r2_text(result: dict) -> str:
     if result["r2_fit"] is None:
         return "no formula"
@@ -245,7 +226,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "sr_side_by_side.jsonl")
     args = parser.parse_args(argv)
     official, python = args.official.resolve(), args.official_python
-    info = machine(official, python)
+    info = {"date": datetime.date.today().isoformat(), **machine(official, python)}
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -269,10 +250,10 @@ def main(argv: list[str]) -> int:
                "command": " ".join(["python results/bench/sr_side_by_side.py", *argv])}
     print(json.dumps(summary), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as f:
+    with atomic_write(args.out) as f:
         for row in [*rows, summary]:
             f.write(json.dumps({**row, "machine": info}) + "\n")
-    args.out.with_suffix(".md").write_text(table(rows, summary, info))
+    write_text(args.out.with_suffix(".md"), table(rows, summary, info))
     return 0
 
 

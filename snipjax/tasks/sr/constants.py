@@ -47,8 +47,9 @@ class Programs(NamedTuple):
 
     @property
     def depth(self) -> int:
-        """Stack positions the programs use at most."""
-        return int(self.positions.max(initial=0)) + 2  # a binary token at p reads p + 1
+        """Stack positions the programs use at most (a binary token at p reads p + 1), padded to a power of two
+        (at least 4) as the lengths are, so that most populations share one compilation."""
+        return power_of_two(int(self.positions.max(initial=0)) + 2, smallest=4)
 
 
 def compile_programs(expressions: Sequence[Expression], n_inputs: int) -> Programs:
@@ -358,7 +359,6 @@ def fit_constants(expressions: Sequence[Expression], x, y, *, vectorize: int, me
     programs = compile_programs(expressions + [Expression((0.0,))] * padding, x.shape[1])
     data = padded_points(x[:max_points], y[:max_points])
     arrays = jnp.asarray(programs.codes), jnp.asarray(programs.positions), jnp.asarray(programs.slots)
-    depth = power_of_two(programs.depth, smallest=4)
     state = init_state(jnp.asarray(programs.constants, jnp.float32), method)
     # The padding programs start converged: run in sequence, they would cost as much as real ones.
     state = state._replace(stalls=jnp.asarray(np.arange(len(programs.codes)) >= len(expressions), jnp.int32)
@@ -366,7 +366,7 @@ def fit_constants(expressions: Sequence[Expression], x, y, *, vectorize: int, me
     start, done = time.perf_counter(), 0
     while done < max_iter and (done == 0 or time_limit is None or time.perf_counter() - start < time_limit):
         n_steps = min(steps_per_call, max_iter - done)
-        state = refit_steps(state, *arrays, *data, depth=depth, n_steps=n_steps, method=method,
+        state = refit_steps(state, *arrays, *data, depth=programs.depth, n_steps=n_steps, method=method,
                             vectorize=min(vectorize, len(programs.codes)))
         done += n_steps
         if bool(jnp.all(state.stalls >= PATIENCE[method])):

@@ -21,7 +21,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sklearn.metrics
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -67,10 +66,13 @@ def _load_version(path: str, version: int):
 
 def r2_score(y: np.ndarray, prediction: np.ndarray) -> float:
     """R² of a prediction (scikit-learn's: for a constant y, 1 if exact, else 0); -inf where the prediction is
-    not finite everywhere."""
+    not finite everywhere. Computed here, equal to sklearn.metrics.r2_score to the last bit: that validates its
+    inputs at about 0.4 ms a call, 20x the cost of evaluating a candidate, and a search scores thousands."""
     if not np.all(np.isfinite(prediction)):
         return -np.inf
-    return float(sklearn.metrics.r2_score(y, prediction))
+    residual = np.sum((y - prediction) ** 2)
+    total = np.sum((y - y.mean()) ** 2)
+    return float(1 - residual / total) if total > 0 else float(residual == 0)
 
 
 def pareto_front(complexities, scores) -> np.ndarray:
