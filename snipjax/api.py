@@ -96,6 +96,11 @@ def encode_numeric_tokens(params, points, *, config: ml_collections.ConfigDict, 
         raise ValueError(f"points must be float-token ids [B, N, {width}] for a model of Dmax "
                          f"{config.data.max_dim}, got shape {points.shape}")
     _check_ids("points", points, get_vocab(config.data.max_dim).float_size)
+    return _numeric_latents(params, points, config, batch_size)
+
+
+def _numeric_latents(params, points: np.ndarray, config: ml_collections.ConfigDict, batch_size: int) -> jax.Array:
+    """`encode_numeric_tokens` of ids known to be valid (checked there, or made by tokens.encode_point_sets)."""
     numeric, _ = _encoders(ml_collections.FrozenConfigDict(config))
     return _in_chunks(functools.partial(numeric, params), [points], batch_size, config.model.latent_dim)
 
@@ -206,7 +211,7 @@ def encode_numeric(params, X, y, *, config: ml_collections.ConfigDict, normalize
         if config.data.normalize_y:
             y = _normalized("y", y, lambda rows: np.stack([normalize_outputs(row) for row in rows]))
     points = tokens.encode_point_sets(list(X), list(y), max_dim)
-    z = encode_numeric_tokens(params, points, config=config, batch_size=batch_size)
+    z = _numeric_latents(params, points, config, batch_size)  # ids of our own encoding: checked already
     z = z.reshape(-1, len(subsets), z.shape[-1])
     if reduce is None and n > n_points:
         return z

@@ -22,7 +22,7 @@ from absl import logging
 from etils import epath
 
 from snipjax.config import one_line
-from snipjax.data.files import atomic_write
+from snipjax.data.files import write_text
 
 STATE, DATA = "state", "data"
 CONFIG_FILE, CHECKPOINTS_DIR, PARAMS_DIR = "config.json", "checkpoints", "params"
@@ -55,9 +55,6 @@ class Checkpointer:
         self._stop = True
         if signum == signal.SIGINT:  # a second Ctrl-C interrupts at once, without saving
             signal.signal(signal.SIGINT, self._previous_handlers[signal.SIGINT])
-
-    def latest_step(self) -> int | None:
-        return self._manager.latest_step()
 
     def restore_or_init(self, abstract_state, init) -> tuple[dict, int]:
         """The latest good checkpoint's (state, data step) laid out as `abstract_state` says, else (init(), 0).
@@ -199,8 +196,7 @@ def write_config(directory: str, config: ml_collections.ConfigDict) -> None:
     if jax.process_index() == 0:
         path = epath.Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path / CONFIG_FILE) as file:
-            file.write(config.to_json(indent=2))
+        write_text(path / CONFIG_FILE, config.to_json(indent=2))
 
 
 def read_config(directory: str) -> ml_collections.ConfigDict:

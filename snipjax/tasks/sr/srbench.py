@@ -173,11 +173,12 @@ def compared_files(compare: list[str]) -> dict[str, list[dict]]:
     return files
 
 
-def summary(out: str, compare: list[str]) -> dict:
+def summary(out: str, compared: dict[str, list[dict]]) -> dict:
+    """The summary of `out`, and of each of the `compared_files` on the same problems."""
     rows = read_rows(out, "--out")
     result = {"out": out, "ours": summarize(rows)}
     names = {row["problem"] for row in rows}
-    for label, their_rows in compared_files(compare).items():
+    for label, their_rows in compared.items():
         theirs = [row for row in their_rows if row["problem"] in names]
         result[label] = summarize(theirs) if theirs else {"problems": 0}
     return result
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
     try:  # everything a mistake in the arguments can break is checked before the first fit
         check_arguments(args)
         check_output(args.out, "--out")
-        compared_files(args.compare)
+        compared = compared_files(args.compare)
         from snipjax.tasks.sr.regressor import SNIPRegressor
 
         SNIPRegressor(checkpoint=args.checkpoint)._model()  # a missing or wrong checkpoint says so now
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
     if len(done) == len(todo):
         print(f"all {len(todo)} problems of this selection are already in {args.out}", flush=True)
     if os.path.exists(args.out):
-        print(json.dumps(summary(args.out, args.compare)), flush=True)
+        print(json.dumps(summary(args.out, compared)), flush=True)
     if failed:
         print(f"error: {len(failed)} of {len(todo)} problems failed ({', '.join(failed)}); the others are in "
               f"{args.out}", file=sys.stderr)
