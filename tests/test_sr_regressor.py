@@ -15,7 +15,7 @@ from snipjax import checkpoint, models
 from snipjax.data.expressions import Expression
 from snipjax.data.vocab import get_vocab
 from snipjax.tasks.sr import regressor
-from snipjax.tasks.sr.regressor import SNIPRegressor
+from snipjax.tasks.sr.regressor import SNIPRegressor, r2_score
 from test_sr_train import tiny_sr_config
 
 # Checks that do not apply, and why.
@@ -271,3 +271,15 @@ def test_inputs_too_large_to_standardize_are_refused_not_fit_as_constants(tiny_c
     X, y = linear_data()
     with pytest.raises(ValueError, match="X is too large to standardize"):
         SNIPRegressor(checkpoint=tiny_checkpoint, optimizer=None).fit(X * 1e300, y)
+
+
+def test_r2_is_scikit_learns():
+    """The scoring loop's numpy R² (sklearn's call costs more than a candidate's evaluation) gives sklearn's
+    numbers, constant targets included."""
+    import sklearn.metrics
+
+    rng = np.random.default_rng(0)
+    for y, prediction in [(rng.normal(size=50), rng.normal(size=50)), (np.ones(5), np.ones(5)),
+                          (np.ones(5), np.arange(5.0))]:
+        assert r2_score(y, prediction) == pytest.approx(sklearn.metrics.r2_score(y, prediction), abs=1e-12)
+    assert r2_score(np.ones(3), np.array([1.0, np.nan, 1.0])) == -np.inf
